@@ -1,0 +1,31 @@
+"""The command line: python -m ganjax.main --config=experiments/<name>.py[:arg] --workdir=<dir>.
+
+Any config field can be overridden: --config.train.steps=100. The work is in
+`ganjax.runner.train_and_evaluate`, which a test or a notebook can call directly.
+"""
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from ganjax import runner
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "An experiment file (experiments/<name>.py[:arg]).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for this run's metrics, samples and pictures.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    runner.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except runner.RunError as error:
+    sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,577 @@
+"""The adversarial update: one state pytree and pure, jitted discriminator and generator steps.
+
+`GANState` holds everything a step needs and everything a checkpoint must keep. The update is
+written once, per device, as a pure function (`discriminator_update`, `generator_update`,
+`adversarial_update`, `adversarial_updates`) that averages with `jax.lax.pmean` over a named axis
+when it is given one. `d_step`, `g_step`, `train_step` and `train_steps` are those functions
+jitted for one device; `parallelize` maps any of them over several devices with `jax.pmap` or
+with `jax.shard_map` over a 1-D mesh, and `vmap_seeds` trains independent seeds side by side.
+
+Randomness is a function of (seed, counter, player, global example index) only: each example's
+latent vector and on-device data sample come from
+`fold_in(fold_in(fold_in(key, counter), player), global_index)`, where the global index places
+the example in the global batch (the device index times the local batch plus its position). The
+same seed therefore gives the same numbers on one device or several, and after a resume.
+
+Real data is either fed from the host (`batch` arrays) or, for toy distributions, sampled
+inside the step on the device (`batch=None`, `GANSpec.data` set).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ganjax import losses
+from ganjax import models
+from ganjax import regularizers
+from ganjax.data import toy
+
+AXIS_NAME = "batch"
+PARALLEL_MODES = ("none", "pmap", "shard_map")
+
+# Streams folded into the step key, one per use of randomness.
+_GENERATOR_STREAM, _DISCRIMINATOR_STREAM = 0, 1
+_NOISE, _REAL, _PENALTY = 0, 1, 2
+
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class GANSpec:
+  """The static part of a GAN's training set-up: what the step functions compile against.
+
+  Attributes:
+    loss: a name from `ganjax.losses.OBJECTIVES`.
+    latent_dim: size of the latent vector z ~ N(0, I).
+    batch_size: global batch size of generated samples (and of on-device real samples).
+    penalty: a name from `ganjax.regularizers` ('gradient_penalty', 'r1', 'r2', 'dragan') or None.
+    penalty_weight: the factor in front of the penalty in the discriminator's loss. For R1/R2 this
+      is gamma / 2 in the notation of Mescheder et al. 2018.
+    n_critic: discriminator updates per generator update.
+    critic_warmup_steps: for the first this many generator updates (and every
+      `critic_warmup_every` updates after, if set), run `critic_warmup_n` discriminator updates
+      instead (the WGAN schedule: 100 for the first 25 and every 500th, Arjovsky et al. 2017).
+    critic_warmup_n: discriminator updates per generator update during warm-up.
+    critic_warmup_every: period of the extra warm-up steps (0: none after the first ones).
+    ema_decay: decay of the exponential moving average of the generator's parameters
+      (0 disables it; Karras et al. 2018, Yazici et al. 2019).
+    data: a toy distribution sampled on the device, or None when batches come from the host.
+  """
+  loss: str = "non_saturating"
+  latent_dim: int = 128
+  batch_size: int = 64
+  penalty: str | None = None
+  penalty_weight: float = 0.0
+  n_critic: int = 1
+  critic_warmup_steps: int = 0
+  critic_warmup_n: int = 100
+  critic_warmup_every: int = 0
+  ema_decay: float = 0.0
+  data: toy.GaussianMixture | None = None
+
+  def __post_init__(self):
+    losses.get(self.loss)
+    if self.penalty is not None:
+      regularizers.get(self.penalty)
+    if self.n_critic < 1:
+      raise ValueError(f"n_critic must be at least 1, got {self.n_critic}")
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+class GANState(struct.PyTreeNode):
+  """Both players' parameters, optimizer states and Flax collections, the EMA generator, the
+  counters and the key: everything needed to continue training. Static fields (the modules,
+  optimizers and `spec`) are rebuilt from the config, not saved.
+
+  Attributes:
+    step: number of generator updates so far (the training step).
+    d_updates: number of discriminator updates so far.
+    key: the run's PRNG key (raw uint32 key data), never split: steps fold counters into it.
+    g_params, d_params: the players' parameters.
+    g_opt_state, d_opt_state: their optimizer states.
+    g_collections, d_collections: Flax collections ('batch_stats': batch-norm statistics and
+      spectral-norm power-iteration vectors).
+    ema_g_params: exponential moving average of g_params, or None when disabled.
+  """
+  step: jax.Array
+  d_updates: jax.Array
+  key: jax.Array
+  g_params: Any
+  d_params: Any
+  g_opt_state: Any
+  d_opt_state: Any
+  g_collections: Any
+  d_collections: Any
+  ema_g_params: Any
+  generator: nn.Module = struct.field(pytree_node=False)
+  discriminator: nn.Module = struct.field(pytree_node=False)
+  g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  d_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  spec: GANSpec = struct.field(pytree_node=False)
+
+
+# ----------------------------------------------------------------------------- construction
+
+
+def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
+  """An optax optimizer from a config: name ('adam', 'adamw', 'rmsprop', 'sgd'), learning_rate,
+  b1, b2 (Adam), weight_decay (AdamW), and clip (weight clipping after the update, WGAN)."""
+  config = dict(config)
+  name = config.pop("name", "adam")
+  clip = config.pop("clip", None)
+  builders = {"adam": optax.adam, "adamw": optax.adamw, "rmsprop": optax.rmsprop,
+              "sgd": optax.sgd}
+  if name not in builders:
+    raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(builders))}")
+  try:
+    tx = builders[name](**config)
+  except TypeError as error:
+    raise ValueError(f"optimizer {name!r}: {error}") from None
+  if clip:
+    tx = optax.chain(tx, regularizers.weight_clipping(clip))
+  return tx
+
+
+def create_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
+                 d_tx: optax.GradientTransformation, spec: GANSpec, data_shape: tuple[int, ...],
+                 seed: int | jax.Array = 0) -> GANState:
+  """Initialises both players for samples of shape `data_shape` (one example, no batch axis).
+
+  Pure in `seed` (an int or a traced scalar), so it can be vmapped over seeds or evaluated with
+  `jax.eval_shape` to get the abstract state a checkpoint is restored into.
+  """
+  z = jax.ShapeDtypeStruct((2, spec.latent_dim), jnp.float32)
+  fake = jax.eval_shape(lambda z: generator.apply(generator.init(jax.random.PRNGKey(0), z,
+                                                                 train=False), z, train=False), z)
+  if fake.shape[1:] != tuple(data_shape):
+    raise ValueError(f"the generator makes samples of shape {fake.shape[1:]}, but the data has "
+                     f"shape {tuple(data_shape)}")
+
+  @jax.jit
+  def initialise(seed):
+    key = jax.random.PRNGKey(seed)
+    g_key, d_key = jax.random.split(jax.random.fold_in(key, 0x5EED))
+    g_params, g_collections = _split_params(generator.init(g_key, jnp.zeros(z.shape), train=False))
+    d_params, d_collections = _split_params(
+        discriminator.init(d_key, jnp.zeros((2, *data_shape)), train=False))
+    return GANState(
+        step=jnp.zeros((), jnp.int32),
+        d_updates=jnp.zeros((), jnp.int32),
+        key=key,
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=g_tx.init(g_params),
+        d_opt_state=d_tx.init(d_params),
+        g_collections=g_collections,
+        d_collections=d_collections,
+        ema_g_params=(jax.tree.map(lambda x: jnp.array(x, copy=True), g_params)
+                      if spec.ema_decay > 0 else None),
+        generator=generator,
+        discriminator=discriminator,
+        g_tx=g_tx,
+        d_tx=d_tx,
+        spec=spec,
+    )
+
+  return initialise(seed)
+
+
+def _split_params(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+  variables = dict(variables)
+  params = variables.pop("params")
+  return params, variables
+
+
+def create_state_from_config(config: Any, data_shape: tuple[int, ...] | None = None,
+                             seed: int | jax.Array | None = None) -> GANState:
+  """`create_state` with modules, optimizers and spec built from an experiment config.
+
+  Config fields read: model.generator, model.generator_kwargs, model.discriminator,
+  model.discriminator_kwargs, model.latent_dim, loss, penalty.name, penalty.weight,
+  optimizer.generator, optimizer.discriminator, train.batch_size, train.n_critic,
+  train.ema_decay, train.critic_warmup (steps, n_critic, every), data.name and data.kwargs
+  (toy data only), seed.
+  """
+  generator, discriminator, g_tx, d_tx, spec = build_from_config(config)
+  if data_shape is None:
+    if spec.data is None:
+      raise ValueError("data_shape is needed when the data is not a toy distribution")
+    data_shape = spec.data.shape
+  return create_state(generator, discriminator, g_tx, d_tx, spec, data_shape,
+                      config.seed if seed is None else seed)
+
+
+def build_from_config(config: Any):
+  """(generator, discriminator, g_tx, d_tx, spec) from an experiment config."""
+  model, train = config.model, config.train
+  generator = models.get_generator(model.generator, **dict(model.get("generator_kwargs", {})))
+  discriminator = models.get_discriminator(model.discriminator,
+                                           **dict(model.get("discriminator_kwargs", {})))
+  penalty = config.get("penalty", {}) or {}
+  warmup = train.get("critic_warmup", {}) or {}
+  data = config.get("data", {}) or {}
+  spec = GANSpec(
+      loss=config.loss,
+      latent_dim=model.latent_dim,
+      batch_size=train.batch_size,
+      penalty=penalty.get("name") or None,
+      penalty_weight=float(penalty.get("weight", 0.0)),
+      n_critic=train.get("n_critic", 1),
+      critic_warmup_steps=warmup.get("steps", 0),
+      critic_warmup_n=warmup.get("n_critic", 100),
+      critic_warmup_every=warmup.get("every", 0),
+      ema_decay=float(train.get("ema_decay", 0.0)),
+      data=(toy.get(data["name"], **dict(data.get("kwargs", {})))
+            if data.get("name") in toy.DISTRIBUTIONS else None),
+  )
+  g_tx = make_optimizer(config.optimizer.generator)
+  d_tx = make_optimizer(config.optimizer.discriminator)
+  return generator, discriminator, g_tx, d_tx, spec
+
+
+# ----------------------------------------------------------------------------- the update
+
+
+def _with_axis(module: nn.Module, axis_name: str | None) -> nn.Module:
+  """The module with batch statistics synchronised over `axis_name` (modules without batch
+  norm have no `axis_name` field and are returned unchanged)."""
+  if axis_name is None or "axis_name" not in {f.name for f in dataclasses.fields(module)}:
+    return module
+  return module.clone(axis_name=axis_name)
+
+
+def _shard_index(axis_name: str | None) -> jax.Array:
+  return jnp.zeros((), jnp.int32) if axis_name is None else jax.lax.axis_index(axis_name)
+
+
+def _pmean(tree, axis_name: str | None):
+  return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _per_example(key: jax.Array, local_batch: int, axis_name: str | None,
+                 draw: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """Draws one value per example of this device's slice of the global batch, each from a key
+  folded with the example's global index, so that the draw does not depend on the device count."""
+  first = _shard_index(axis_name) * local_batch
+  keys = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(local_batch))
+  return jax.vmap(draw)(keys)
+
+
+def _local_batch(spec: GANSpec, num_shards: int) -> int:
+  if spec.batch_size % num_shards:
+    raise ValueError(f"batch size {spec.batch_size} is not divisible by {num_shards} devices")
+  return spec.batch_size // num_shards
+
+
+def _latents(state: GANState, key: jax.Array, axis_name, num_shards) -> jax.Array:
+  return _per_example(jax.random.fold_in(key, _NOISE), _local_batch(state.spec, num_shards),
+                      axis_name, lambda k: jax.random.normal(k, (state.spec.latent_dim,)))
+
+
+def _real_batch(state: GANState, batch, key, axis_name, num_shards) -> jax.Array:
+  if batch is not None:
+    return batch
+  if state.spec.data is None:
+    raise ValueError("no batch was given and the spec has no on-device data distribution")
+  return _per_example(jax.random.fold_in(key, _REAL), _local_batch(state.spec, num_shards),
+                      axis_name, state.spec.data.sample_one)
+
+
+def _generate(state: GANState, g_params, z, axis_name):
+  generator = _with_axis(state.generator, axis_name)
+  fake, updates = generator.apply({"params": g_params, **state.g_collections}, z, train=True,
+                                  mutable=list(state.g_collections))
+  return fake, dict(updates)
+
+
+def _discriminate(state: GANState, d_params, d_collections, x, axis_name):
+  discriminator = _with_axis(state.discriminator, axis_name)
+  logits, updates = discriminator.apply({"params": d_params, **d_collections}, x, train=True,
+                                        mutable=list(d_collections))
+  return logits, dict(updates)
+
+
+def _mean_output(logits: jax.Array, objective: losses.Objective) -> jax.Array:
+  """Mean D(x) as a probability where the objective has one, else the mean raw output."""
+  return jnp.mean(jax.nn.sigmoid(logits) if objective.probability_outputs else logits)
+
+
+def _penalty(state: GANState, d_params, d_collections, real, fake, key, axis_name):
+  spec = state.spec
+
+  def disc_fn(x):
+    # The penalty's forward pass must not move the collections: its updates are dropped.
+    return _discriminate(state, d_params, d_collections, x, axis_name)[0]
+
+  penalty_fn = regularizers.get(spec.penalty)
+  if spec.penalty == "gradient_penalty":
+    return penalty_fn(disc_fn, real, fake, key)
+  if spec.penalty == "r1":
+    return penalty_fn(disc_fn, real)
+  if spec.penalty == "r2":
+    return penalty_fn(disc_fn, fake)
+  return penalty_fn(disc_fn, real, key)
+
+
+def discriminator_update(state: GANState, batch: jax.Array | None = None, *,
+                         axis_name: str | None = None, num_shards: int = 1
+                         ) -> tuple[GANState, Metrics]:
+  """One discriminator update, per device (pure; `d_step` is this function jitted).
+
+  Args:
+    state: the training state (replicated when mapped).
+    batch: this device's real examples, shape (local_batch, ...), or None to sample them from
+      `state.spec.data` on the device.
+    axis_name: the mapped device axis to average over, or None on one device.
+    num_shards: number of devices along `axis_name`.
+
+  Returns:
+    The updated state and metrics: d_loss (the objective), d_penalty (unweighted), d_total,
+    d_real and d_fake (mean D(x), D(G(z))), d_grad_norm, d_param_norm.
+  """
+  spec = state.spec
+  objective = losses.get(spec.loss)
+  key = jax.random.fold_in(jax.random.fold_in(state.key, state.d_updates), _DISCRIMINATOR_STREAM)
+  real = _real_batch(state, batch, key, axis_name, num_shards)
+  fake, g_collections = _generate(state, state.g_params, _latents(state, key, axis_name, num_shards),
+                                  axis_name)
+  fake = jax.lax.stop_gradient(fake)
+
+  def loss_fn(d_params):
+    real_logits, collections = _discriminate(state, d_params, state.d_collections, real, axis_name)
+    fake_logits, collections = _discriminate(state, d_params, collections, fake, axis_name)
+    loss = objective.discriminator(real_logits, fake_logits)
+    metrics = {"d_loss": loss, "d_real": _mean_output(real_logits, objective),
+               "d_fake": _mean_output(fake_logits, objective)}
+    total = loss
+    if spec.penalty is not None:
+      penalty = _penalty(state, d_params, collections, real, fake,
+                         jax.random.fold_in(key, _PENALTY), axis_name)
+      metrics["d_penalty"] = penalty
+      total = loss + spec.penalty_weight * penalty
+    metrics["d_total"] = total
+    return total, (metrics, collections)
+
+  grads, (metrics, d_collections) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+  grads = _pmean(grads, axis_name)
+  updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
+  d_params = optax.apply_updates(state.d_params, updates)
+  metrics.update(d_grad_norm=optax.tree.norm(grads), d_param_norm=optax.tree.norm(d_params))
+  state = state.replace(d_params=d_params, d_opt_state=d_opt_state, d_updates=state.d_updates + 1,
+                        g_collections=g_collections, d_collections=d_collections)
+  return state, _pmean(metrics, axis_name)
+
+
+def generator_update(state: GANState, batch: jax.Array | None = None, *,
+                     axis_name: str | None = None, num_shards: int = 1
+                     ) -> tuple[GANState, Metrics]:
+  """One generator update, per device (pure; `g_step` is this function jitted).
+
+  The batch of real examples is only used by objectives whose generator loss needs D(x)
+  (relativistic ones); otherwise it may be None. Arguments as in `discriminator_update`.
+
+  Returns:
+    The updated state and metrics: g_loss, g_fake (mean D(G(z)) seen by the generator),
+    g_grad_norm, g_param_norm.
+  """
+  spec = state.spec
+  objective = losses.get(spec.loss)
+  key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _GENERATOR_STREAM)
+  z = _latents(state, key, axis_name, num_shards)
+  real_logits, d_collections = None, state.d_collections
+  if objective.generator_uses_real:
+    real = _real_batch(state, batch, key, axis_name, num_shards)
+    real_logits, d_collections = _discriminate(state, state.d_params, d_collections, real,
+                                               axis_name)
+
+  def loss_fn(g_params):
+    fake, g_collections = _generate(state, g_params, z, axis_name)
+    fake_logits, collections = _discriminate(state, state.d_params, d_collections, fake, axis_name)
+    loss = objective.generator(real_logits, fake_logits)
+    metrics = {"g_loss": loss, "g_fake": _mean_output(fake_logits, objective)}
+    return loss, (metrics, g_collections, collections)
+
+  grads, (metrics, g_collections, d_collections) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  grads = _pmean(grads, axis_name)
+  updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, updates)
+  ema_g_params = state.ema_g_params
+  if ema_g_params is not None:
+    ema_g_params = optax.incremental_update(g_params, ema_g_params, 1.0 - spec.ema_decay)
+  metrics.update(g_grad_norm=optax.tree.norm(grads), g_param_norm=optax.tree.norm(g_params))
+  state = state.replace(g_params=g_params, g_opt_state=g_opt_state, ema_g_params=ema_g_params,
+                        step=state.step + 1, g_collections=g_collections,
+                        d_collections=d_collections)
+  return state, _pmean(metrics, axis_name)
+
+
+def critic_updates_at(spec: GANSpec, step: jax.Array) -> jax.Array | int:
+  """Discriminator updates to run before generator update number `step`."""
+  if spec.critic_warmup_steps == 0 and spec.critic_warmup_every == 0:
+    return spec.n_critic
+  warm = step < spec.critic_warmup_steps
+  if spec.critic_warmup_every:
+    warm = warm | (step % spec.critic_warmup_every == 0)
+  return jnp.where(warm, spec.critic_warmup_n, spec.n_critic)
+
+
+def adversarial_update(state: GANState, batch: jax.Array | None = None, *,
+                       axis_name: str | None = None, num_shards: int = 1
+                       ) -> tuple[GANState, Metrics]:
+  """`critic_updates_at(step)` discriminator updates, then one generator update (pure;
+  `train_step` is this function jitted).
+
+  Args:
+    state: the training state.
+    batch: real examples of shape (n_critic, local_batch, ...), one slice per discriminator
+      update (during a critic warm-up the slices are reused in turn; the generator update sees the
+      last one), or None for on-device data.
+    axis_name, num_shards: as in `discriminator_update`.
+
+  Returns:
+    The state and the metrics of the last discriminator update and the generator update.
+  """
+  spec = state.spec
+  if batch is not None and batch.shape[0] != spec.n_critic:
+    raise ValueError(f"train_step expects real data of shape (n_critic={spec.n_critic}, batch, "
+                     f"...), got {batch.shape}")
+
+  def one_critic_update(i, carry):
+    state, _ = carry
+    real = None if batch is None else batch[i % spec.n_critic]
+    return discriminator_update(state, real, axis_name=axis_name, num_shards=num_shards)
+
+  first_state, first_metrics = discriminator_update(
+      state, None if batch is None else batch[0], axis_name=axis_name, num_shards=num_shards)
+  state, d_metrics = jax.lax.fori_loop(1, critic_updates_at(spec, state.step), one_critic_update,
+                                       (first_state, first_metrics))
+  state, g_metrics = generator_update(state, None if batch is None else batch[-1],
+                                      axis_name=axis_name, num_shards=num_shards)
+  return state, {**d_metrics, **g_metrics}
+
+
+def adversarial_updates(state: GANState, batch: None = None, *, num_steps: int,
+                        axis_name: str | None = None, num_shards: int = 1
+                        ) -> tuple[GANState, Metrics]:
+  """`num_steps` training steps on on-device data in one `lax.scan` (pure; `train_steps` is this
+  function jitted). Returns the final state and the metrics of every step, stacked."""
+  if batch is not None or state.spec.data is None:
+    raise ValueError("train_steps samples its data on the device: the spec needs a toy "
+                     "distribution and no batch is taken")
+
+  def body(state, _):
+    return adversarial_update(state, None, axis_name=axis_name, num_shards=num_shards)
+
+  return jax.lax.scan(body, state, length=num_steps)
+
+
+d_step = jax.jit(discriminator_update, donate_argnums=0,
+                 static_argnames=("axis_name", "num_shards"))
+g_step = jax.jit(generator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
+train_step = jax.jit(adversarial_update, donate_argnums=0,
+                     static_argnames=("axis_name", "num_shards"))
+train_steps = jax.jit(adversarial_updates, donate_argnums=0,
+                      static_argnames=("num_steps", "axis_name", "num_shards"))
+
+
+# ----------------------------------------------------------------------------- mapping
+
+
+def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
+                devices=None, batch_axis: int = 0, **static_kwargs) -> Callable:
+  """Maps a per-device update over devices.
+
+  Args:
+    update: one of `discriminator_update`, `generator_update`, `adversarial_update`,
+      `adversarial_updates`.
+    parallel: 'none' (jit on one device), 'pmap' (`jax.pmap`: the state carries a leading device
+      axis, see `replicate`, and so does the batch) or 'shard_map' (`jax.shard_map` over a 1-D mesh:
+      the state is replicated and the batch is one global array sharded along `batch_axis`).
+    devices: the devices to use (default: all local devices).
+    batch_axis: the batch axis of the global real data (1 for `adversarial_update`'s
+      (n_critic, batch, ...) layout); used by 'shard_map' only.
+    **static_kwargs: further static arguments of `update` (num_steps for `adversarial_updates`).
+
+  Returns:
+    A jitted function (state, batch) -> (state, metrics), donating the state's buffers.
+  """
+  if parallel not in PARALLEL_MODES:
+    raise ValueError(f"unknown parallel mode {parallel!r}; valid: {', '.join(PARALLEL_MODES)}")
+  if parallel == "none":
+    return jax.jit(functools.partial(update, **static_kwargs), donate_argnums=0)
+  devices = list(jax.local_devices() if devices is None else devices)
+  per_device = functools.partial(update, axis_name=AXIS_NAME, num_shards=len(devices),
+                                 **static_kwargs)
+  if parallel == "pmap":
+    return jax.pmap(per_device, axis_name=AXIS_NAME, devices=devices, donate_argnums=0)
+  mesh = Mesh(devices, (AXIS_NAME,))
+  batch_spec = PartitionSpec(*([None] * batch_axis), AXIS_NAME)
+  # check_vma=False gives pmap's semantics: the gradient of a replicated parameter is each
+  # device's own, and the update averages it with pmean, so that one per-device function serves
+  # both mappings. (With check_vma=True, shard_map would already sum it over the devices.)
+  mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(PartitionSpec(), batch_spec),
+                         out_specs=PartitionSpec(), check_vma=False)
+  return jax.jit(mapped, donate_argnums=0)
+
+
+def replicate(state: GANState, parallel: str, devices=None) -> GANState:
+  """Places the state for a mapped update: a leading device axis for 'pmap', replicated over
+  the mesh for 'shard_map', unchanged for 'none'."""
+  if parallel == "none":
+    return state
+  devices = list(jax.local_devices() if devices is None else devices)
+  if parallel == "pmap":
+    # pmap splits a leading axis of size len(devices) over the devices.
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (len(devices),) + x.shape), state)
+  return jax.device_put(state, NamedSharding(Mesh(devices, (AXIS_NAME,)), PartitionSpec()))
+
+
+def unreplicate(state_or_metrics, parallel: str):
+  """The single copy of a replicated state or metrics tree (the inverse of `replicate`)."""
+  if parallel == "pmap":
+    return jax.tree.map(lambda x: x[0], state_or_metrics)
+  return state_or_metrics
+
+
+def shard_batch(batch: jax.Array, parallel: str, devices=None, batch_axis: int = 0) -> jax.Array:
+  """Lays a global batch out for a mapped update: split into a leading device axis for 'pmap',
+  sharded along `batch_axis` for 'shard_map', unchanged for 'none'."""
+  if parallel == "none" or batch is None:
+    return batch
+  devices = list(jax.local_devices() if devices is None else devices)
+  if parallel == "pmap":
+    shape = batch.shape
+    split = batch.reshape(shape[:batch_axis] + (len(devices), -1) + shape[batch_axis + 1:])
+    return jnp.moveaxis(split, batch_axis, 0)
+  spec = PartitionSpec(*([None] * batch_axis), AXIS_NAME)
+  return jax.device_put(batch, NamedSharding(Mesh(devices, (AXIS_NAME,)), spec))
+
+
+def vmap_seeds(update: Callable[..., tuple[GANState, Metrics]], **static_kwargs) -> Callable:
+  """Trains independent seeds side by side: maps a per-device update over a leading seed axis of
+  the state (see `create_seed_states`) in one compiled program, donating the state's buffers."""
+  return jax.jit(jax.vmap(functools.partial(update, **static_kwargs)), donate_argnums=0)
+
+
+def create_seed_states(generator, discriminator, g_tx, d_tx, spec, data_shape,
+                       seeds) -> GANState:
+  """One state per seed, stacked along a leading axis; each equals `create_state` with that seed."""
+  return jax.vmap(lambda seed: create_state(generator, discriminator, g_tx, d_tx, spec,
+                                            data_shape, seed))(jnp.asarray(seeds))
+
+
+def sample(state: GANState, num: int, key: jax.Array, use_ema: bool = True) -> jax.Array:
+  """`num` samples from the generator (the EMA generator when the state keeps one), with batch
+  statistics in inference mode."""
+  params = state.ema_g_params if (use_ema and state.ema_g_params is not None) else state.g_params
+  z = jax.random.normal(key, (num, state.spec.latent_dim))
+  return state.generator.apply({"params": params, **state.g_collections}, z, train=False)
