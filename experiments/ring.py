@@ -36,13 +36,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "ema_decay": 0.0,
       "parallel": "none",
       "log_every": 500,
-      "checkpoint_every": 0,
-      "sample_every": 0,
+      "checkpoint_every": 1000,
+      "sample_every": 1000,
+      "keep_checkpoints": 3,
   })
   config.eval = ml_collections.ConfigDict({"num_samples": 2500})
   if arg == "tiny":
     config.train.steps = 200
-    config.train.log_every = 100
+    config.train.log_every = 50
+    config.train.checkpoint_every = 100
+    config.train.sample_every = 100
     config.train.batch_size = 64
     config.model.latent_dim = 16
   elif arg:

@@ -1,127 +1,390 @@
-"""The experiment runner: config -> training loop -> metrics, samples and pictures in a workdir.
+"""The experiment runner: config -> training loop, checkpoints, logs and pictures in a workdir.
 
-`train_and_evaluate(config, workdir)` trains a GAN on a toy distribution sampled on the device,
-`config.train.log_every` steps per compiled call (`ganjax.train.adversarial_updates`), and writes:
+`train_and_evaluate(config, workdir)` is what `python -m ganjax.main` calls; a test or a notebook
+can call it directly. Everything a config can get wrong (a name, a field, a dataset that is not
+prepared, a workdir that holds another run) is checked before anything is compiled, and reported
+as a `RunError` in one line.
 
-  metrics.jsonl   one JSON object per logged step: the step, the mean of each training metric
-                  over the steps since the last line, and steps per second
-  samples.npy     `config.eval.num_samples` samples from the final generator
-  samples.png     those samples over the contours of the true density (2-D data)
-  summary.json    the final mode statistics (`ganjax.metrics.mode_statistics`) and wall time
+A workdir holds:
+  checkpoints/        Orbax checkpoints (state, config, data position), the latest `keep` kept
+  metrics.jsonl       one JSON object per logged step: means of the training metrics since the
+                      last line, steps per second
+  events.out.*        the same metrics for TensorBoard (clu metric writers)
+  samples_<step>.png  samples from fixed noise (the EMA generator when the run keeps one)
+  samples.npy, summary.json   final samples and their statistics
+
+Starting in a workdir that holds checkpoints of the same experiment resumes from the latest one,
+and continues exactly as an uninterrupted run would. SIGTERM or SIGINT (a batch job's
+preemption) saves a checkpoint at the next step boundary and stops with `Preempted`.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import pathlib
+import signal
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from ganjax import checkpoint as checkpoint_lib
 from ganjax import metrics as metrics_lib
+from ganjax import pictures
 from ganjax import train
 from ganjax.data import toy
 
+# Config fields that may change when a run is resumed; any other difference means the workdir
+# holds another experiment.
+RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
+                    "train.sample_every", "train.keep_checkpoints", "train.parallel", "eval",
+                    "data.data_dir")
+_SAMPLE_STREAM = 0x5A3E
+
 
 class RunError(Exception):
-  """A problem the user can fix (a bad config field, a workdir in use): reported in one line."""
+  """A problem the user can fix (a bad config field, a workdir in use, a diverged run)."""
 
 
-def _build(config):
-  try:
-    generator, discriminator, g_tx, d_tx, spec = train.build_from_config(config)
-  except (ValueError, TypeError, KeyError, AttributeError) as error:
-    raise RunError(str(error)) from None
-  if spec.data is None:
-    raise RunError(f"data.name {config.data.name!r} is not a toy distribution; valid names: "
-                   f"{', '.join(sorted(toy.DISTRIBUTIONS))}")
-  if config.train.parallel not in train.PARALLEL_MODES:
-    raise RunError(f"train.parallel {config.train.parallel!r} is not one of "
-                   f"{', '.join(train.PARALLEL_MODES)}")
-  return generator, discriminator, g_tx, d_tx, spec
+class Preempted(RunError):
+  """The run received SIGTERM or SIGINT and saved a checkpoint before stopping."""
+
+  def __init__(self, message: str, signal_number: int):
+    super().__init__(message)
+    self.signal_number = signal_number
 
 
-def _prepare_workdir(workdir: pathlib.Path) -> None:
-  if workdir.exists() and any(workdir.iterdir()):
-    raise RunError(f"workdir {workdir} already holds files; give a new or empty directory "
-                   "(nothing in it was changed)")
-  workdir.mkdir(parents=True, exist_ok=True)
+@dataclasses.dataclass
+class Experiment:
+  """What a config describes, built and validated before anything compiles."""
+  generator: Any
+  discriminator: Any
+  g_tx: Any
+  d_tx: Any
+  spec: train.GANSpec
+  data_shape: tuple[int, ...]
 
 
-def _plot_samples(path: pathlib.Path, samples: np.ndarray, data) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
-
-  means = np.asarray(data.means)
-  low, high = means.min(0) - 1.0, means.max(0) + 1.0
-  xs, ys = np.meshgrid(np.linspace(low[0], high[0], 300), np.linspace(low[1], high[1], 300))
-  log_density = np.asarray(data.log_prob(np.stack([xs, ys], -1).reshape(-1, 2))).reshape(xs.shape)
-  figure, axes = plt.subplots(figsize=(5, 5))
-  axes.contour(xs, ys, np.maximum(log_density, log_density.max() - 12), levels=8, cmap="Blues")
-  axes.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:red", alpha=0.5)
-  axes.set_xlim(low[0], high[0])
-  axes.set_ylim(low[1], high[1])
-  axes.set_aspect("equal")
-  figure.savefig(path, dpi=100, bbox_inches="tight")
-  plt.close(figure)
+def config_to_dict(config) -> dict[str, Any]:
+  """The config as plain JSON-compatible data (tuples become lists)."""
+  as_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return json.loads(json.dumps(as_dict))
 
 
-def train_and_evaluate(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains the experiment `config` and writes its outputs to `workdir`.
+def config_from_dict(data: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A ConfigDict from `config_to_dict` output, lists turned back into tuples (module fields
+  must be hashable)."""
+  def tuples(value):
+    if isinstance(value, dict):
+      return {k: tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+      return tuple(tuples(v) for v in value)
+    return value
+  return ml_collections.ConfigDict(tuples(data))
 
-  Returns:
-    The summary also written to summary.json.
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in data.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  def relevant(name):
+    return not any(name == field or name.startswith(field + ".") for field in RESUMABLE_FIELDS)
+  saved, current = _flatten(saved), _flatten(current)
+  return sorted(name for name in set(saved) | set(current)
+                if relevant(name) and saved.get(name) != current.get(name))
+
+
+def build_experiment(config) -> Experiment:
+  """Models, optimizers and spec from a config, every name and field checked.
 
   Raises:
-    RunError: for a bad config field, a workdir already in use or a non-finite loss.
+    RunError: naming the field at fault and the valid choices.
+  """
+  for field in ("seed", "loss", "model", "optimizer", "train", "data"):
+    if field not in config:
+      raise RunError(f"the config has no field {field!r}")
+  if not isinstance(config.train.steps, int) or config.train.steps < 1:
+    raise RunError(f"train.steps must be a positive integer, got {config.train.steps!r}")
+  if config.train.parallel not in train.PARALLEL_MODES:
+    raise RunError(f"train.parallel {config.train.parallel!r} is not one of: "
+                   f"{', '.join(train.PARALLEL_MODES)}")
+  try:
+    generator, discriminator, g_tx, d_tx, spec = train.build_from_config(config)
+    if spec.data is not None:
+      data_shape = spec.data.shape
+    else:
+      from ganjax.data import images
+      data_shape = images.image_shape(config.data)
+      images.check_dataset(config.data)
+  except RunError:
+    raise
+  except (ValueError, TypeError, KeyError, AttributeError) as error:
+    raise RunError(str(error).splitlines()[0]) from None
+  return Experiment(generator, discriminator, g_tx, d_tx, spec, tuple(data_shape))
+
+
+def _periods(config) -> dict[str, int]:
+  train_config = config.train
+  return {name: int(train_config.get(name, 0) or 0)
+          for name in ("log_every", "checkpoint_every", "sample_every")}
+
+
+def _chunk(config) -> int:
+  """Steps per compiled call on on-device data: every logging, checkpoint and sample step falls on
+  a chunk boundary, and a resumed run calls the same chunks as an uninterrupted one."""
+  chunk = config.train.steps
+  for period in _periods(config).values():
+    if period > 0:
+      chunk = math.gcd(chunk, period)
+  return chunk
+
+
+class _Log:
+  """metrics.jsonl and the clu writers (TensorBoard events and console), process 0 only."""
+
+  def __init__(self, workdir: pathlib.Path, resume_step: int, total_steps: int):
+    from clu import metric_writers
+    self.enabled = jax.process_index() == 0
+    self.writer = metric_writers.create_default_writer(str(workdir), just_logging=not self.enabled)
+    self.path = workdir / "metrics.jsonl"
+    self.total_steps = total_steps
+    if self.enabled and self.path.exists():
+      # Lines past the checkpoint resumed from belong to the part of the run being redone.
+      kept = [line for line in self.path.read_text().splitlines()
+              if line and json.loads(line)["step"] <= resume_step]
+      self.path.write_text("".join(line + "\n" for line in kept))
+    self.start_time = time.perf_counter()
+    self.start_step = resume_step
+
+  def write(self, step: int, values: dict[str, float], steps_per_s: float) -> None:
+    self.writer.write_scalars(step, {**values, "steps_per_s": steps_per_s})
+    if not self.enabled:
+      return
+    with open(self.path, "a") as log:
+      log.write(json.dumps({"step": step, **values, "steps_per_s": steps_per_s}) + "\n")
+    elapsed = time.perf_counter() - self.start_time
+    rate = (step - self.start_step) / max(elapsed, 1e-9)
+    left = (self.total_steps - step) / max(rate, 1e-9)
+    shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
+                      if k in values)
+    print(f"step {step}/{self.total_steps}  {shown}  {steps_per_s:.1f} steps/s  "
+          f"{_duration(left)} left", flush=True)
+
+  def close(self):
+    self.writer.flush()
+    self.writer.close()
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
+      f"{seconds // 60}m{seconds % 60:02d}s")
+
+
+class _Signals:
+  """Turns SIGTERM/SIGINT into a flag checked at step boundaries."""
+
+  def __init__(self):
+    self.received = None
+    self.previous = {}
+
+  def __enter__(self):
+    for number in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self.previous[number] = signal.signal(number, self._handle)
+      except ValueError:  # not the main thread: leave the handlers alone
+        pass
+    return self
+
+  def _handle(self, number, frame):
+    self.received = number
+
+  def __exit__(self, *exc):
+    for number, handler in self.previous.items():
+      signal.signal(number, handler)
+
+
+def _host_batches(config, experiment: Experiment, start_batch: int) -> Iterator[np.ndarray] | None:
+  if experiment.spec.data is not None:
+    return None
+  from ganjax.data import images
+  return images.make_iterator(config.data, batch_size=experiment.spec.batch_size,
+                              n_critic=experiment.spec.n_critic, seed=config.seed,
+                              start_batch=start_batch)
+
+
+def _fixed_noise_samples(state: train.GANState, num: int) -> np.ndarray:
+  return np.asarray(train.sample(state, num, jax.random.fold_in(state.key, _SAMPLE_STREAM)))
+
+
+def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains (or resumes) the experiment `config` in `workdir` and evaluates the final generator.
+
+  Returns:
+    The summary written to summary.json.
+
+  Raises:
+    RunError: a bad config, a workdir in use by another experiment, a damaged checkpoint, or a
+      non-finite loss (naming the step and the last good checkpoint, which is kept).
+    Preempted: after SIGTERM/SIGINT, once the checkpoint is saved.
   """
   workdir = pathlib.Path(workdir)
-  generator, discriminator, g_tx, d_tx, spec = _build(config)
-  _prepare_workdir(workdir)
-  parallel = config.train.parallel
-  state = train.create_state(generator, discriminator, g_tx, d_tx, spec, spec.data.shape,
-                             config.seed)
+  experiment = build_experiment(config)
+  spec, parallel = experiment.spec, config.train.parallel
+  config_json = config_to_dict(config)
+  periods = _periods(config)
+  total_steps = config.train.steps
+
+  if workdir.exists() and not workdir.is_dir():
+    raise RunError(f"workdir {workdir} is a file")
+  checkpoints = checkpoint_lib.Checkpointer(workdir, keep=int(config.train.get("keep_checkpoints",
+                                                                               3) or 3))
+  try:
+    latest = checkpoints.latest_step()
+    if latest is None and workdir.exists() and any(p.name != "checkpoints"
+                                                   for p in workdir.iterdir()):
+      raise RunError(f"workdir {workdir} holds files but no checkpoint to resume; give a new or "
+                     "empty directory (nothing in it was changed)")
+    if latest is not None:
+      differences = _differences(checkpoints.read_config(latest) or {}, config_json)
+      if differences:
+        raise RunError(f"workdir {workdir} holds a run of another experiment (it differs in "
+                       f"{', '.join(differences[:5])}); give a new directory (nothing in it was "
+                       "changed)")
+    return _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
+                total_steps, parallel)
+  except checkpoint_lib.CheckpointError as error:
+    raise RunError(str(error)) from None
+  finally:
+    checkpoints.close()
+
+
+def _run(config, workdir, experiment, checkpoints, latest, config_json, periods, total_steps,
+         parallel) -> dict[str, Any]:
+  started = time.perf_counter()
+  spec = experiment.spec
+  create = functools.partial(train.create_state, experiment.generator, experiment.discriminator,
+                             experiment.g_tx, experiment.d_tx, spec, experiment.data_shape)
+  if latest is None:
+    state, start_step = create(config.seed), 0
+  else:
+    state, _, data_position = checkpoints.restore(jax.eval_shape(create, config.seed), latest)
+    start_step = int(state.step)
+    if data_position.get("batches", start_step) != start_step:
+      raise RunError(f"checkpoint {latest} in {workdir} records data position "
+                     f"{data_position} for step {start_step}")
+    print(f"resuming from step {start_step} in {workdir}", flush=True)
+  if start_step >= total_steps:
+    print(f"the run in {workdir} is complete ({start_step} steps)", flush=True)
+  batches = _host_batches(config, experiment, start_step)
+  on_device = batches is None
+  chunk = _chunk(config) if on_device else 1
+  if on_device:
+    step_fn = train.parallelize(train.adversarial_updates, parallel, num_steps=chunk)
+  else:
+    step_fn = train.parallelize(train.adversarial_update, parallel, batch_axis=1)
   state = train.replicate(state, parallel)
-  total_steps, log_every = config.train.steps, max(1, min(config.train.log_every, config.train.steps))
-  compiled = {}
-  start = time.perf_counter()
-  step = 0
-  with open(workdir / "metrics.jsonl", "w") as log:
-    while step < total_steps:
-      num_steps = min(log_every, total_steps - step)
-      if num_steps not in compiled:
-        compiled[num_steps] = train.parallelize(train.adversarial_updates, parallel,
-                                                num_steps=num_steps)
-      chunk_start = time.perf_counter()
-      state, chunk_metrics = compiled[num_steps](state, None)
-      chunk_metrics = jax.device_get(train.unreplicate(chunk_metrics, parallel))
-      step += num_steps
-      record = {"step": step, **{k: float(np.mean(v)) for k, v in sorted(chunk_metrics.items())},
-                "steps_per_s": num_steps / (time.perf_counter() - chunk_start)}
-      log.write(json.dumps(record) + "\n")
-      log.flush()
-      print(f"step {step}/{total_steps}  d_loss {record['d_loss']:.4f}  "
-            f"g_loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  "
-            f"D(G(z)) {record['d_fake']:.3f}  {record['steps_per_s']:.0f} steps/s", flush=True)
-      if not all(math.isfinite(v) for v in record.values()):
-        bad = sorted(k for k, v in record.items() if not math.isfinite(v))
-        raise RunError(f"non-finite {', '.join(bad)} in the {num_steps} steps up to step {step}")
-  train_seconds = time.perf_counter() - start
+  log = _Log(workdir, start_step, total_steps)
+  num_samples = int(config.get("eval", {}).get("num_samples", 64) or 64)
+  last_saved = latest
+  pending: list[dict[str, jax.Array]] = []
+  step, window_start, window_time = start_step, start_step, time.perf_counter()
+
+  def save(step):
+    nonlocal last_saved
+    checkpoints.save(step, train.unreplicate(state, parallel), config=config_json,
+                     data={"batches": step}, force=True)
+    last_saved = step
+
+  def check_finite(step):
+    if not pending:
+      return {}
+    fetched = jax.device_get(pending)
+    means = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in fetched])))
+             for k in fetched[0]}
+    bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+    if bad:
+      checkpoints.wait()
+      kept = (f"the last good checkpoint, step {last_saved}, is kept in {workdir / 'checkpoints'}"
+              if last_saved is not None else "no checkpoint was saved")
+      raise RunError(f"non-finite {', '.join(bad)} by step {step}; {kept}")
+    return means
+
+  try:
+    with _Signals() as signals:
+      while step < total_steps:
+        num_steps = min(chunk, total_steps - step)
+        if on_device and num_steps != chunk:
+          step_fn = train.parallelize(train.adversarial_updates, parallel, num_steps=num_steps)
+        batch = None if on_device else train.shard_batch(next(batches), parallel, batch_axis=1)
+        state, step_metrics = step_fn(state, batch)
+        pending.append(train.unreplicate(step_metrics, parallel))
+        step += num_steps
+        if step == start_step + num_steps:
+          jax.block_until_ready(state)
+          print(f"compiled and ran the first {num_steps} step(s) in "
+                f"{time.perf_counter() - window_time:.1f} s", flush=True)
+          window_start, window_time = step, time.perf_counter()
+        at = lambda name: periods[name] > 0 and step % periods[name] == 0
+        if at("log_every") or at("checkpoint_every") or step == total_steps:
+          means = check_finite(step)
+          pending.clear()
+          if means and (at("log_every") or step == total_steps):
+            now = time.perf_counter()
+            log.write(step, means, (step - window_start) / (now - window_time))
+            window_start, window_time = step, now
+        if at("checkpoint_every"):
+          save(step)
+        if at("sample_every") and jax.process_index() == 0:
+          single = train.unreplicate(state, parallel)
+          samples = _fixed_noise_samples(single, min(num_samples, 64 if not on_device else 1000))
+          pictures.save_samples(workdir / f"samples_{step:07d}.png", samples, spec.data,
+                                title=f"step {step}")
+          if samples.ndim == 4:
+            log.writer.write_images(step, {"samples": pictures.image_grid(samples)[None]})
+        if at("checkpoint_every") or at("sample_every"):
+          # Steps per second count training only, not saving and drawing.
+          jax.block_until_ready(state)
+          window_start, window_time = step, time.perf_counter()
+        if signals.received is not None and step < total_steps:
+          check_finite(step)
+          save(step)
+          checkpoints.wait()
+          name = signal.Signals(signals.received).name
+          raise Preempted(f"{name} at step {step}: checkpoint saved in {workdir / 'checkpoints'}; "
+                          "run the same command again to resume", signals.received)
+      check_finite(step)
+      if last_saved != step:
+        save(step)
+      checkpoints.wait()
+  finally:
+    log.close()
 
   state = train.unreplicate(state, parallel)
-  samples = np.asarray(train.sample(state, config.eval.num_samples,
-                                    jax.random.fold_in(state.key, 0xE7A1)))
-  np.save(workdir / "samples.npy", samples)
-  summary = {"step": step, "train_seconds": round(train_seconds, 2)}
-  if spec.data.dim == 2:
-    stats = metrics_lib.mode_statistics(samples, np.asarray(spec.data.means), spec.data.stds[0])
-    summary.update(modes=int(stats["modes"]), num_modes=len(spec.data.means),
-                   high_quality=float(stats["high_quality"]),
-                   reverse_kl=float(stats["reverse_kl"]))
-    _plot_samples(workdir / "samples.png", samples, spec.data)
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-  print("summary: " + json.dumps(summary), flush=True)
+  samples = _fixed_noise_samples(state, num_samples)
+  summary: dict[str, Any] = {"step": step, "wall_seconds": round(time.perf_counter() - started, 1)}
+  if jax.process_index() == 0:
+    np.save(workdir / "samples.npy", samples)
+    if spec.data is not None and spec.data.dim == 2:
+      stats = metrics_lib.mode_statistics(samples, np.asarray(spec.data.means), spec.data.stds[0])
+      summary.update(modes=int(stats["modes"]), num_modes=len(spec.data.means),
+                     high_quality=float(stats["high_quality"]),
+                     reverse_kl=float(stats["reverse_kl"]))
+    if spec.data is None or spec.data.dim <= 2:
+      pictures.save_samples(workdir / "samples.png", samples, spec.data, title=f"step {step}")
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("summary: " + json.dumps(summary), flush=True)
   return summary

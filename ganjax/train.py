@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -486,6 +487,13 @@ train_steps = jax.jit(adversarial_updates, donate_argnums=0,
 # ----------------------------------------------------------------------------- mapping
 
 
+def _devices(parallel: str, devices) -> list:
+  """pmap maps over this process's devices; shard_map's mesh spans every process's devices."""
+  if devices is not None:
+    return list(devices)
+  return list(jax.local_devices() if parallel == "pmap" else jax.devices())
+
+
 def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
                 devices=None, batch_axis: int = 0, **static_kwargs) -> Callable:
   """Maps a per-device update over devices.
@@ -493,11 +501,12 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
   Args:
     update: one of `discriminator_update`, `generator_update`, `adversarial_update`,
       `adversarial_updates`.
-    parallel: 'none' (jit on one device), 'pmap' (`jax.pmap`: the state carries a leading device
-      axis, see `replicate`, and so does the batch) or 'shard_map' (`jax.shard_map` over a 1-D mesh:
-      the state is replicated and the batch is one global array sharded along `batch_axis`).
-    devices: the devices to use (default: all local devices).
-    batch_axis: the batch axis of the global real data (1 for `adversarial_update`'s
+    parallel: 'none' (jit on one device), 'pmap' (`jax.pmap` over this process's devices: the
+      state carries a leading device axis, see `replicate`, and so does the batch) or 'shard_map'
+      (`jax.shard_map` over a 1-D mesh of all devices: the state is replicated and the batch is one
+      global array sharded along `batch_axis`, see `shard_batch`).
+    devices: the devices to use (default: as above).
+    batch_axis: the batch axis of the real data (1 for `adversarial_update`'s
       (n_critic, batch, ...) layout); used by 'shard_map' only.
     **static_kwargs: further static arguments of `update` (num_steps for `adversarial_updates`).
 
@@ -508,11 +517,13 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
     raise ValueError(f"unknown parallel mode {parallel!r}; valid: {', '.join(PARALLEL_MODES)}")
   if parallel == "none":
     return jax.jit(functools.partial(update, **static_kwargs), donate_argnums=0)
-  devices = list(jax.local_devices() if devices is None else devices)
+  devices = _devices(parallel, devices)
+  if parallel == "pmap":
+    per_device = functools.partial(update, axis_name=AXIS_NAME,
+                                   num_shards=len(devices) * jax.process_count(), **static_kwargs)
+    return jax.pmap(per_device, axis_name=AXIS_NAME, devices=devices, donate_argnums=0)
   per_device = functools.partial(update, axis_name=AXIS_NAME, num_shards=len(devices),
                                  **static_kwargs)
-  if parallel == "pmap":
-    return jax.pmap(per_device, axis_name=AXIS_NAME, devices=devices, donate_argnums=0)
   mesh = Mesh(devices, (AXIS_NAME,))
   batch_spec = PartitionSpec(*([None] * batch_axis), AXIS_NAME)
   # check_vma=False gives pmap's semantics: the gradient of a replicated parameter is each
@@ -528,7 +539,7 @@ def replicate(state: GANState, parallel: str, devices=None) -> GANState:
   the mesh for 'shard_map', unchanged for 'none'."""
   if parallel == "none":
     return state
-  devices = list(jax.local_devices() if devices is None else devices)
+  devices = _devices(parallel, devices)
   if parallel == "pmap":
     # pmap splits a leading axis of size len(devices) over the devices.
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (len(devices),) + x.shape), state)
@@ -542,18 +553,23 @@ def unreplicate(state_or_metrics, parallel: str):
   return state_or_metrics
 
 
-def shard_batch(batch: jax.Array, parallel: str, devices=None, batch_axis: int = 0) -> jax.Array:
-  """Lays a global batch out for a mapped update: split into a leading device axis for 'pmap',
-  sharded along `batch_axis` for 'shard_map', unchanged for 'none'."""
+def shard_batch(batch: jax.Array | None, parallel: str, devices=None,
+                batch_axis: int = 0) -> jax.Array | None:
+  """Lays this process's batch out for a mapped update: split into a leading device axis for
+  'pmap', a global array sharded along `batch_axis` for 'shard_map' (assembled from every
+  process's part), unchanged for 'none'."""
   if parallel == "none" or batch is None:
     return batch
-  devices = list(jax.local_devices() if devices is None else devices)
+  devices = _devices(parallel, devices)
   if parallel == "pmap":
     shape = batch.shape
     split = batch.reshape(shape[:batch_axis] + (len(devices), -1) + shape[batch_axis + 1:])
     return jnp.moveaxis(split, batch_axis, 0)
-  spec = PartitionSpec(*([None] * batch_axis), AXIS_NAME)
-  return jax.device_put(batch, NamedSharding(Mesh(devices, (AXIS_NAME,)), spec))
+  sharding = NamedSharding(Mesh(devices, (AXIS_NAME,)),
+                           PartitionSpec(*([None] * batch_axis), AXIS_NAME))
+  if jax.process_count() > 1:
+    return jax.make_array_from_process_local_data(sharding, np.asarray(batch))
+  return jax.device_put(batch, sharding)
 
 
 def vmap_seeds(update: Callable[..., tuple[GANState, Metrics]], **static_kwargs) -> Callable:

@@ -1,0 +1,242 @@
+"""The experiment runner end to end, in temporary workdirs: outputs, exact resume, preemption,
+SIGKILL, and the one-line errors a user gets before anything compiles."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from ganjax import runner
+from ganjax import sample as sample_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_experiment(name, arg="tiny"):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def ring_config(**train_fields):
+  config = load_experiment("ring")
+  for name, value in train_fields.items():
+    setattr(config.train, name, value)
+  return config
+
+
+def assert_same_leaves(a, b):
+  leaves_a = jax.tree_util.tree_leaves_with_path(jax.device_get(a))
+  leaves_b = jax.tree_util.tree_leaves_with_path(jax.device_get(b))
+  assert len(leaves_a) == len(leaves_b)
+  for (path, x), (_, y) in zip(leaves_a, leaves_b):
+    assert np.array_equal(x, y), jax.tree_util.keystr(path)
+
+
+class CompileCounter:
+  """Counts XLA compilations while active."""
+
+  def __init__(self):
+    self.count = 0
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+  def _listen(self, event, duration, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+      self.count += 1
+
+
+COMPILES = CompileCounter()
+
+
+def test_ring_run_writes_checkpoints_logs_and_pictures(tmp_path):
+  summary = runner.train_and_evaluate(ring_config(), tmp_path)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [100, 200]
+  lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [line["step"] for line in lines] == [50, 100, 150, 200]
+  for line in lines:
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+            "steps_per_s"} <= set(line)
+    assert all(np.isfinite(v) for v in line.values())
+  assert list(tmp_path.glob("events.out.tfevents.*"))
+  assert (tmp_path / "samples_0000100.png").stat().st_size > 0
+  assert (tmp_path / "samples_0000200.png").stat().st_size > 0
+  assert (tmp_path / "samples.png").stat().st_size > 0
+  samples = np.load(tmp_path / "samples.npy")
+  assert samples.shape == (2500, 2)
+  assert summary == json.loads((tmp_path / "summary.json").read_text())
+  assert 0 <= summary["modes"] <= 8 and summary["step"] == 200
+
+  # The sample command reads the run back.
+  state, config = sample_lib.load_state(tmp_path)
+  assert int(state.step) == 200 and config.loss == "non_saturating"
+  drawn = sample_lib.generate(state, 10, seed=3)
+  assert drawn.shape == (10, 2) and np.isfinite(drawn).all()
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  runner.train_and_evaluate(ring_config(steps=200), straight)
+  runner.train_and_evaluate(ring_config(steps=100), resumed)
+  runner.train_and_evaluate(ring_config(steps=200), resumed)
+  state_straight, _ = sample_lib.load_state(straight)
+  state_resumed, _ = sample_lib.load_state(resumed)
+  assert int(state_resumed.step) == 200
+  assert_same_leaves(state_resumed, state_straight)
+  steps = [json.loads(line)["step"]
+           for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [50, 100, 150, 200]
+
+
+def _launch(workdir, *overrides):
+  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+  env.pop("XLA_FLAGS", None)
+  return subprocess.Popen(
+      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
+       f"--workdir={workdir}", *overrides],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(process, text, timeout=240):
+  """Reads the process's output until a line contains `text`; returns the lines read."""
+  lines, deadline = [], time.time() + timeout
+  for line in process.stdout:
+    lines.append(line)
+    if text in line:
+      return lines
+    assert time.time() < deadline, "".join(lines)
+  raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
+
+
+def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
+  process = _launch(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=0",
+                    "--config.train.sample_every=0", "--config.train.log_every=50")
+  try:
+    _wait_for(process, "step 100/")
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+  finally:
+    process.kill()
+  assert process.returncode == 128 + signal.SIGTERM, output
+  assert "SIGTERM at step" in output
+  saved = int(output.split("SIGTERM at step ")[1].split(":")[0])
+  state, _ = sample_lib.load_state(tmp_path)
+  assert int(state.step) == saved >= 100
+
+
+def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
+  process = _launch(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=50",
+                    "--config.train.log_every=50", "--config.train.sample_every=0")
+  try:
+    _wait_for(process, "step 150/")
+    process.send_signal(signal.SIGKILL)  # possibly during the save of step 150
+    process.wait(timeout=60)
+  finally:
+    process.kill()
+  resumed = _launch(tmp_path, "--config.train.steps=300", "--config.train.checkpoint_every=50",
+                    "--config.train.log_every=50", "--config.train.sample_every=0")
+  output = resumed.communicate(timeout=300)[0]
+  assert resumed.returncode == 0, output
+  # The latest checkpoint whose (asynchronous) save had finished: at least the one before the
+  # save that the kill may have interrupted.
+  start = int(output.split("resuming from step ")[1].split()[0])
+  assert start in (50, 100, 150)
+  state, _ = sample_lib.load_state(tmp_path)
+  assert int(state.step) == 300
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("loss", "nonsaturating", "unknown loss 'nonsaturating'; valid names:"),
+    ("model.generator", "mpl", "unknown generator 'mpl'; valid names: dcgan, mlp, resnet"),
+    ("data.name", "rings", "valid names"),
+    ("train.parallel", "gpu", "train.parallel 'gpu' is not one of: none, pmap, shard_map"),
+    ("train.steps", -5, "train.steps must be a positive integer"),
+])
+def test_bad_config_fails_in_one_line_before_compiling(tmp_path, field, value, message):
+  config = ring_config()
+  section, _, name = field.rpartition(".")
+  setattr(config[section] if section else config, name, value)
+  before = COMPILES.count
+  with pytest.raises(runner.RunError, match=message.replace("(", r"\(")) as error:
+    runner.train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value)
+  assert COMPILES.count == before
+  assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_unknown_model_field_names_the_field(tmp_path):
+  config = ring_config()
+  config.model.generator_kwargs.widht = 3
+  with pytest.raises(runner.RunError, match="widht"):
+    runner.train_and_evaluate(config, tmp_path)
+
+
+def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
+  runner.train_and_evaluate(ring_config(steps=100), tmp_path)
+  before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+  other = ring_config(steps=200)
+  other.loss = "hinge"
+  compiles = COMPILES.count
+  with pytest.raises(runner.RunError, match="another experiment .*loss"):
+    runner.train_and_evaluate(other, tmp_path)
+  assert COMPILES.count == compiles
+  assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_workdir_with_files_but_no_checkpoint_is_refused(tmp_path):
+  (tmp_path / "notes.txt").write_text("mine")
+  with pytest.raises(runner.RunError, match="holds files but no checkpoint"):
+    runner.train_and_evaluate(ring_config(), tmp_path)
+  assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+  env = {**os.environ}
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run(
+      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
+       f"--workdir={tmp_path}", "--config.loss=hinj"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and "unknown loss 'hinj'" in errors[0], result.stderr
+  result = subprocess.run(
+      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
+       f"--workdir={tmp_path}", "--config.train.steps=many"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "train.steps" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+  """A loss that turns NaN after step 100 (injected into the metrics the step returns) stops the
+  run at the next check, naming the step and the checkpoint of step 100, which stays."""
+  from ganjax import train
+  parallelize = train.parallelize
+
+  def poisoned(update, parallel, **kwargs):
+    step_fn = parallelize(update, parallel, **kwargs)
+
+    def step(state, batch):
+      state, metrics = step_fn(state, batch)
+      if int(np.max(state.step)) > 100:
+        metrics = {**metrics, "g_loss": metrics["g_loss"] * np.nan}
+      return state, metrics
+    return step
+
+  monkeypatch.setattr(train, "parallelize", poisoned)
+  with pytest.raises(runner.RunError, match="non-finite g_loss by step 150; the last good "
+                     "checkpoint, step 100, is kept") as error:
+    runner.train_and_evaluate(ring_config(steps=200, checkpoint_every=100, log_every=50),
+                              tmp_path)
+  assert "\n" not in str(error.value)
+  steps = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == ["100"]
