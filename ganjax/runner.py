@@ -107,8 +107,9 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 if relevant(name) and saved.get(name) != current.get(name))
 
 
-def build_experiment(config) -> Experiment:
-  """Models, optimizers and spec from a config, every name and field checked.
+def build_experiment(config, check_data: bool = True) -> Experiment:
+  """Models, optimizers and spec from a config, every name and field checked (and, with
+  `check_data`, that an image dataset is prepared).
 
   Raises:
     RunError: naming the field at fault and the valid choices.
@@ -128,7 +129,8 @@ def build_experiment(config) -> Experiment:
     else:
       from ganjax.data import images
       data_shape = images.image_shape(config.data)
-      images.check_dataset(config.data)
+      if check_data:
+        images.check_dataset(config.data)
   except RunError:
     raise
   except (ValueError, TypeError, KeyError, AttributeError) as error:

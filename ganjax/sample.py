@@ -36,7 +36,7 @@ def load_state(workdir, step=None):
     if step is None:
       raise runner.RunError(f"no checkpoint in {workdir}")
     config = runner.config_from_dict(checkpoints.read_config(step))
-    experiment = runner.build_experiment(config)
+    experiment = runner.build_experiment(config, check_data=False)
     create = functools.partial(train.create_state, experiment.generator,
                                experiment.discriminator, experiment.g_tx, experiment.d_tx,
                                experiment.spec, experiment.data_shape)

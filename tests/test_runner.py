@@ -240,3 +240,27 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path
   assert "\n" not in str(error.value)
   steps = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps == ["100"]
+
+
+def test_mnist_dcgan_tiny_runs_on_mock_data(tmp_path):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=64):
+    summary = runner.train_and_evaluate(load_experiment("mnist_dcgan"), tmp_path)
+  assert summary["step"] == 4
+  samples = np.load(tmp_path / "samples.npy")
+  assert samples.shape[1:] == (28, 28, 1) and np.abs(samples).max() <= 1.0
+  assert (tmp_path / "samples_0000004.png").exists() and (tmp_path / "samples.png").exists()
+  lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [line["step"] for line in lines] == [2, 4]
+  state, _ = sample_lib.load_state(tmp_path)
+  assert int(state.step) == 4 and int(state.d_updates) == 4
+
+
+def test_unprepared_dataset_says_how_to_prepare_it(tmp_path):
+  config = load_experiment("mnist_dcgan")
+  config.data.data_dir = str(tmp_path / "no_data_here")
+  before = COMPILES.count
+  with pytest.raises(runner.RunError, match="not prepared") as error:
+    runner.train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value) and "data_dir" in str(error.value)
+  assert COMPILES.count == before

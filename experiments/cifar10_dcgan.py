@@ -1,0 +1,66 @@
+"""CIFAR-10 with Radford et al.'s DCGAN (needs TFDS 'cifar10' prepared).
+
+  python -m ganjax.main --config=experiments/cifar10_dcgan.py --workdir=runs/cifar10_dcgan
+  python -m ganjax.main --config=experiments/cifar10_dcgan.py:tiny --workdir=runs/dcgan_tiny
+
+Radford, Metz and Chintala 2016 ("Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", section 4): the 32x32 preset of `ganjax.models.dcgan` (a
+generator 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x3 with batch normalisation and ReLU, a
+discriminator 64 -> 128 -> 256 with LeakyReLU 0.2 and batch normalisation after the first layer;
+4x4 kernels, N(0, 0.02^2) weights), z of 100 dimensions, Adam with learning rate 2e-4 and beta1
+0.5, batch 128, the non-saturating loss. The paper gives no training length for CIFAR-10: 50,000
+steps is 128 epochs of the 50,000 training images.
+"""
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = ml_collections.ConfigDict({
+      "name": "cifar10",
+      "split": "train",
+      "data_dir": config_dict.placeholder(str),
+      "image_size": 32,
+      "shuffle_buffer": 10_000,
+  })
+  config.model = ml_collections.ConfigDict({
+      "generator": "dcgan",
+      "generator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},
+      "discriminator": "dcgan",
+      "discriminator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},
+      "latent_dim": 100,
+  })
+  config.loss = "non_saturating"
+  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
+  config.optimizer = ml_collections.ConfigDict({
+      "generator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.5},
+      "discriminator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.5},
+  })
+  config.train = ml_collections.ConfigDict({
+      "steps": 50_000,
+      "batch_size": 128,
+      "n_critic": 1,
+      "ema_decay": 0.0,
+      "parallel": "none",
+      "log_every": 100,
+      "checkpoint_every": 5000,
+      "sample_every": 1000,
+      "keep_checkpoints": 3,
+  })
+  config.eval = ml_collections.ConfigDict({"num_samples": 10_000})
+  if arg == "tiny":
+    config.train.steps = 4
+    config.train.batch_size = 8
+    config.train.log_every = 2
+    config.train.checkpoint_every = 2
+    config.train.sample_every = 2
+    config.data.shuffle_buffer = 64
+    config.model.generator_kwargs.base_features = 4
+    config.model.discriminator_kwargs.base_features = 4
+    config.model.latent_dim = 8
+    config.eval.num_samples = 16
+  elif arg:
+    raise ValueError(f"unknown argument {arg!r} for experiments/cifar10_dcgan.py; valid: tiny")
+  return config

@@ -1,0 +1,69 @@
+"""MNIST with the TensorFlow DCGAN tutorial's networks (needs TFDS 'mnist' prepared).
+
+  python -m ganjax.main --config=experiments/mnist_dcgan.py --workdir=runs/mnist_dcgan
+  python -m ganjax.main --config=experiments/mnist_dcgan.py:tiny --workdir=runs/mnist_dcgan_tiny
+
+Networks: the 28x28 preset of `ganjax.models.dcgan`, those of the TensorFlow tutorial "Deep
+Convolutional Generative Adversarial Network"
+(https://www.tensorflow.org/tutorials/generative/dcgan): a generator 7x7x256 -> 7x7x128 ->
+14x14x64 -> 28x28x1 with 5x5 kernels, batch normalisation and LeakyReLU, and a discriminator of
+two 5x5 strided convolutions (64, 128) without batch normalisation (the tutorial's dropout 0.3
+is left out). As in the tutorial: z of 100 dimensions, batch 256, 50 epochs of the 60,000
+training images (11,700 steps). The optimizer is that of Radford, Metz and Chintala 2016
+("Unsupervised Representation Learning with Deep Convolutional Generative Adversarial
+Networks", section 4): Adam with learning rate 2e-4 and beta1 0.5 (the tutorial uses 1e-4 and
+the default beta1 0.9). Loss: non-saturating.
+"""
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = ml_collections.ConfigDict({
+      "name": "mnist",
+      "split": "train",
+      "data_dir": config_dict.placeholder(str),
+      "image_size": 28,
+      "shuffle_buffer": 10_000,
+  })
+  config.model = ml_collections.ConfigDict({
+      "generator": "dcgan",
+      "generator_kwargs": {"image_shape": (28, 28, 1), "base_features": 64},
+      "discriminator": "dcgan",
+      "discriminator_kwargs": {"image_shape": (28, 28, 1), "base_features": 64},
+      "latent_dim": 100,
+  })
+  config.loss = "non_saturating"
+  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
+  config.optimizer = ml_collections.ConfigDict({
+      "generator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.5},
+      "discriminator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.5},
+  })
+  config.train = ml_collections.ConfigDict({
+      "steps": 11_700,
+      "batch_size": 256,
+      "n_critic": 1,
+      "ema_decay": 0.0,
+      "parallel": "none",
+      "log_every": 100,
+      "checkpoint_every": 2000,
+      "sample_every": 1000,
+      "keep_checkpoints": 3,
+  })
+  config.eval = ml_collections.ConfigDict({"num_samples": 10_000})
+  if arg == "tiny":
+    config.train.steps = 4
+    config.train.batch_size = 8
+    config.train.log_every = 2
+    config.train.checkpoint_every = 2
+    config.train.sample_every = 2
+    config.data.shuffle_buffer = 64
+    config.model.generator_kwargs.base_features = 4
+    config.model.discriminator_kwargs.base_features = 4
+    config.model.latent_dim = 8
+    config.eval.num_samples = 16
+  elif arg:
+    raise ValueError(f"unknown argument {arg!r} for experiments/mnist_dcgan.py; valid: tiny")
+  return config

@@ -1,0 +1,303 @@
+"""Image datasets from TensorFlow Datasets, fed from the host as numpy batches in [-1, 1].
+
+Importing this module hides every GPU and TPU from TensorFlow, so that the input pipeline never
+takes accelerator memory from JAX. Datasets are never downloaded: a dataset that is not prepared
+in `data.data_dir` stops with `DatasetNotPrepared`, which says how to prepare it.
+
+Datasets (`config.data.name`):
+  mnist, fashion_mnist: 28x28x1.
+  cifar10: 32x32x3.
+  celeb_a: a centred 108x108 crop of the aligned 178x218 faces, resized to `image_size`
+    (default 64) with an antialiasing filter. The crop is the one of the DCGAN-tensorflow code
+    (carpedm20/DCGAN-tensorflow, `--input_height=108 --crop`); `data.crop_size` changes it
+    (tensorpack's DCGAN-CelebA example uses 140).
+  folder: the user's own images, read with `tfds.folder_dataset.ImageFolder` from
+    `data.folder`, laid out as `<folder>/<split>/<label>/<image>.{png,jpg,jpeg}` (for example
+    `faces/train/any/0001.jpg`; at least one label directory is needed, labels are ignored).
+    Each image is cropped to its largest centred square and resized to `image_size`.
+`image_size`, when given for mnist, fashion_mnist or cifar10, resizes those too.
+
+Config fields read (`config.data`): name, split (default 'train'; any TFDS split expression for
+the TFDS datasets, a split directory name for 'folder'), data_dir (None: the TFDS default),
+image_size, crop_size (celeb_a), folder and channels (folder: default 3), shuffle_buffer
+(default 10_000).
+
+Order and resumption. The batches are a deterministic function of the config, the seed, the
+process index and count: this process's shard is read in a fixed order, shuffled through a
+buffer seeded by `seed` (a new order each epoch, the same orders every run), repeated and batched
+across epoch boundaries. `make_iterator(..., start_batch=k)` yields exactly what a fresh iterator
+yields after its first k batches, which is how a resumed run sees the data an uninterrupted run
+would have seen.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Iterator, Mapping
+
+import jax
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+for _device_type in ("GPU", "TPU"):
+  try:
+    tf.config.set_visible_devices([], _device_type)
+  except RuntimeError as error:
+    logging.warning("TensorFlow was initialised before ganjax.data.images was imported and may "
+                    "use %s memory: %s", _device_type, error)
+
+FOLDER = "folder"
+DEFAULT_SHUFFLE_BUFFER = 10_000
+DEFAULT_CELEB_A_CROP = 108
+DEFAULT_FOLDER_CHANNELS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+  """A TFDS image dataset.
+
+  Attributes:
+    shape: (height, width, channels) of a stored image.
+    image_size: default side of a yielded (square) image.
+    center_crop: whether a centred square of `crop_size` (default DEFAULT_CELEB_A_CROP) is cut
+      out before resizing.
+    cache: whether the decoded shard is small enough to keep in host memory.
+  """
+  shape: tuple[int, int, int]
+  image_size: int
+  center_crop: bool = False
+  cache: bool = False
+
+
+DATASETS: dict[str, _Source] = {
+    "mnist": _Source((28, 28, 1), 28, cache=True),
+    "fashion_mnist": _Source((28, 28, 1), 28, cache=True),
+    "cifar10": _Source((32, 32, 3), 32, cache=True),
+    "celeb_a": _Source((218, 178, 3), 64, center_crop=True),
+}
+VALID_NAMES: tuple[str, ...] = (*sorted(DATASETS), FOLDER)
+
+
+class DatasetNotPrepared(ValueError):
+  """A dataset that is not in the data directory (ganjax never downloads one)."""
+
+
+def _get(data_config: Mapping[str, Any], field: str, default: Any = None) -> Any:
+  value = data_config.get(field, default)
+  return default if value is None else value
+
+
+def _name(data_config: Mapping[str, Any]) -> str:
+  name = data_config.get("name")
+  if name not in DATASETS and name != FOLDER:
+    raise ValueError(f"unknown image dataset data.name={name!r}; valid names: "
+                     f"{', '.join(VALID_NAMES)}")
+  return name
+
+
+def _positive_int(data_config: Mapping[str, Any], field: str, default: int | None) -> int:
+  value = _get(data_config, field, default)
+  if value is None:
+    raise ValueError(f"data.{field} must be set for data.name={data_config.get('name')!r}")
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"data.{field} must be a positive integer, got {value!r}")
+  return int(value)
+
+
+def image_shape(data_config: Mapping[str, Any]) -> tuple[int, int, int]:
+  """The (height, width, channels) of the images `make_iterator` yields, from the config alone.
+
+  Args:
+    data_config: the experiment's `config.data`.
+
+  Returns:
+    (image_size, image_size, channels).
+
+  Raises:
+    ValueError: for an unknown name or an invalid image_size or channels.
+  """
+  name = _name(data_config)
+  if name == FOLDER:
+    channels = _positive_int(data_config, "channels", DEFAULT_FOLDER_CHANNELS)
+    if channels not in (1, 3):
+      raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+    size = _positive_int(data_config, "image_size", None)
+    return (size, size, channels)
+  source = DATASETS[name]
+  size = _positive_int(data_config, "image_size", source.image_size)
+  return (size, size, source.shape[-1])
+
+
+def _tfds_builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
+  """The builder of a TFDS dataset, checked to be prepared (nothing is downloaded)."""
+  name = data_config["name"]
+  data_dir = data_config.get("data_dir") or None
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared() and not _readable(builder, data_config):
+    location = builder.data_dir_root
+    where = f", data_dir={data_dir!r}" if data_dir else ""
+    raise DatasetNotPrepared(
+        f"dataset {name!r} is not prepared in {location} and ganjax does not download it; "
+        f"prepare it on a machine with network access (python -c \"import tensorflow_datasets "
+        f"as tfds; tfds.builder({name!r}{where}).download_and_prepare()\") and copy "
+        f"{os.path.join(location, name)} here, or set --config.data.data_dir to a directory "
+        f"that holds it")
+  if builder.is_prepared():
+    split = _get(data_config, "split", "train")
+    try:
+      builder.info.splits[split]
+    except (KeyError, ValueError, AssertionError):
+      raise ValueError(f"data.split={split!r} is not a split of {name!r}; its splits: "
+                       f"{', '.join(sorted(builder.info.splits))}") from None
+  return builder
+
+
+def _readable(builder: tfds.core.DatasetBuilder, data_config: Mapping[str, Any]) -> bool:
+  """Whether `as_dataset` works although `is_prepared` says no.
+
+  `as_dataset` only checks that the data directory exists, which fails at once for a dataset
+  that is not there; `tfds.testing.mock_data` replaces it (but not `is_prepared`) with fake data.
+  """
+  try:
+    builder.as_dataset(split=_get(data_config, "split", "train"))
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return True
+
+
+def _folder_builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
+  folder = data_config.get("folder")
+  split = _get(data_config, "split", "train")
+  layout = "<folder>/<split>/<label>/<image>.png|jpg"
+  if not folder:
+    raise ValueError(f"data.folder must name a directory laid out as {layout} when "
+                     f"data.name='folder'")
+  folder = os.path.expanduser(folder)
+  if not os.path.isdir(os.path.join(folder, split)):
+    raise DatasetNotPrepared(f"data.folder={folder!r} has no split directory {split!r}; "
+                             f"expected the layout {layout}")
+  _, _, channels = image_shape(data_config)
+  builder = tfds.folder_dataset.ImageFolder(folder, shape=(None, None, channels))
+  splits = builder.info.splits
+  if split not in splits or not splits[split].num_examples:
+    raise DatasetNotPrepared(f"data.folder={folder!r} has no images in {split!r}; expected the "
+                             f"layout {layout}")
+  return builder
+
+
+def check_dataset(data_config: Mapping[str, Any]) -> None:
+  """Checks, quickly and without reading any image, that the dataset can be read.
+
+  Args:
+    data_config: the experiment's `config.data`.
+
+  Raises:
+    DatasetNotPrepared: the TFDS dataset is not prepared in the data directory, or the folder
+      lacks the split or its images.
+    ValueError: unknown name, invalid field, or unknown split.
+  """
+  image_shape(data_config)
+  if _name(data_config) == FOLDER:
+    _folder_builder(data_config)
+  else:
+    _tfds_builder(data_config)
+
+
+def _square_crop(image: tf.Tensor, side: tf.Tensor | int) -> tf.Tensor:
+  return tf.image.resize_with_crop_or_pad(image, side, side)
+
+
+def _examples(data_config: Mapping[str, Any], process_index: int, process_count: int
+              ) -> tf.data.Dataset:
+  """This process's share of the dataset's images, uint8 of `image_shape`, in a fixed order."""
+  name = _name(data_config)
+  height, width, channels = image_shape(data_config)
+  split = _get(data_config, "split", "train")
+  if name == FOLDER:
+    # ImageFolder reads only whole splits, so the per-process share is a shard of its (fixed)
+    # file order instead of a TFDS sub-split.
+    ds = _folder_builder(data_config).as_dataset(split=split, shuffle_files=False)
+    ds = ds.shard(process_count, process_index)
+    center_crop, cache = True, False
+  else:
+    source = DATASETS[name]
+    builder = _tfds_builder(data_config)
+    ds = builder.as_dataset(split=tfds.even_splits(split, n=process_count)[process_index],
+                            shuffle_files=False,
+                            read_config=tfds.ReadConfig(try_autocache=False))
+    center_crop, cache = source.center_crop, source.cache
+  crop_size = _positive_int(data_config, "crop_size", DEFAULT_CELEB_A_CROP)
+
+  def preprocess(example):
+    image = example["image"]
+    if name == FOLDER:
+      shape = tf.shape(image)
+      image = _square_crop(image, tf.minimum(shape[0], shape[1]))
+    elif center_crop:
+      image = _square_crop(image, crop_size)
+    if name == FOLDER or center_crop or tuple(image.shape[:2]) != (height, width):
+      image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+      image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return tf.ensure_shape(image, (height, width, channels))
+
+  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.cache() if cache else ds
+
+
+def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: int = 1,
+                  seed: int = 0, start_batch: int = 0, process_index: int | None = None,
+                  process_count: int | None = None) -> Iterator[np.ndarray]:
+  """Endless batches of real images for `ganjax.train.train_step`, from this process's shard.
+
+  Each item holds the real data of one training step: `n_critic` slices of the local batch, one
+  per discriminator update. Every example of the shard is seen once per epoch; batches continue
+  across epoch boundaries.
+
+  Args:
+    data_config: the experiment's `config.data` (see the module docstring for its fields).
+    batch_size: the global batch size, divided evenly between the processes.
+    n_critic: discriminator updates per training step.
+    seed: seed of the shuffling; the same seed gives the same batches.
+    start_batch: number of batches to skip, to resume a run after `start_batch` steps. Skipping
+      reads, decodes and shuffles the skipped batches (`tf.data.Dataset.skip` on the batched
+      dataset), so it costs about as much input work as the steps skipped took, without any
+      accelerator work: seconds for CIFAR-10 in memory, longer for CelebA.
+    process_index, process_count: this process and the number of processes (default
+      `jax.process_index()`, `jax.process_count()`). The shard is
+      `tfds.even_splits(split, n=process_count)[process_index]` (for 'folder', every
+      process_count-th file from process_index).
+
+  Returns:
+    An iterator of float32 arrays of shape (n_critic, batch_size // process_count, *image_shape)
+    with values in [-1, 1] (x / 127.5 - 1 for 8-bit pixels x).
+
+  Raises:
+    DatasetNotPrepared: the dataset is not in the data directory.
+    ValueError: invalid config or arguments.
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+  if batch_size < 1 or batch_size % process_count:
+    raise ValueError(f"batch size {batch_size} is not a positive multiple of {process_count} "
+                     f"processes")
+  if n_critic < 1 or start_batch < 0:
+    raise ValueError(f"n_critic must be >= 1 and start_batch >= 0, got {n_critic}, {start_batch}")
+  shuffle_buffer = _positive_int(data_config, "shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)
+  local_batch = batch_size // process_count
+  shape = (n_critic, local_batch, *image_shape(data_config))
+
+  ds = _examples(data_config, process_index, process_count)
+  ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+  ds = ds.batch(n_critic * local_batch, drop_remainder=True)
+  if start_batch:
+    ds = ds.skip(start_batch)
+  ds = ds.map(lambda images: tf.reshape(tf.cast(images, tf.float32) / 127.5 - 1.0, shape),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).as_numpy_iterator()
