@@ -128,6 +128,9 @@ def build_experiment(config, check_data: bool = True) -> Experiment:
       data_shape = spec.data.shape
     else:
       from ganjax.data import images
+      if config.data.get("name") not in images.VALID_NAMES:
+        raise RunError(f"unknown dataset {config.data.get('name')!r} (data.name); valid names: "
+                       f"{', '.join(sorted((*images.VALID_NAMES, *toy.DISTRIBUTIONS)))}")
       data_shape = images.image_shape(config.data)
       if check_data:
         images.check_dataset(config.data)

@@ -156,7 +156,8 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
 @pytest.mark.parametrize("field, value, message", [
     ("loss", "nonsaturating", "unknown loss 'nonsaturating'; valid names:"),
     ("model.generator", "mpl", "unknown generator 'mpl'; valid names: dcgan, mlp, resnet"),
-    ("data.name", "rings", "valid names"),
+    ("data.name", "rings", "unknown dataset 'rings' .data.name.; valid names: celeb_a, cifar10, "
+     "fashion_mnist, folder, gaussian_1d, grid, mixture_1d, mnist, ring"),
     ("train.parallel", "gpu", "train.parallel 'gpu' is not one of: none, pmap, shard_map"),
     ("train.steps", -5, "train.steps must be a positive integer"),
 ])
