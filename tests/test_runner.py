@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import numpy as np
@@ -231,6 +232,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path
       if int(np.max(state.step)) > 100:
         metrics = {**metrics, "g_loss": metrics["g_loss"] * np.nan}
       return state, metrics
+
+    # The runner compiles ahead of time (step_fn.lower(...).compile()); keep the poison in place.
+    step.lower = lambda *args: types.SimpleNamespace(compile=lambda: step)
     return step
 
   monkeypatch.setattr(train, "parallelize", poisoned)
