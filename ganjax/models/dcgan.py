@@ -9,6 +9,19 @@ Three presets, chosen by the image's height and width (any channel count):
     mirror image with LeakyReLU(0.2) and BatchNorm on every layer but the first.
 Kernels are initialised N(0, 0.02^2) and BatchNorm scales N(1, 0.02^2), as in the DCGAN code.
 
+`conv_impl` chooses how the generator's stride-2 transposed convolutions are computed: 'plain'
+(Flax's `nn.ConvTranspose`), 'fast' (`fast_layers.SubPixelConvTranspose`: the same function as
+stride-1 convolutions interleaved by depth to space, with the same parameters), or 'auto'
+(the default: 'fast' when jax's default backend is the CPU, 'plain' otherwise). On XLA's CPU
+backend the kernel gradient of `nn.ConvTranspose` is very slow, and 'fast' takes a dcgan28
+training step at batch 64 from about 0.8 s to 0.5 s (2 CPU cores) and makes a stride-2 4x4
+layer of the 32x32 and 64x64 presets about 15 times faster; on accelerators XLA's own
+transposed convolution is left in place. The discriminator's stride-2 convolutions are fast as
+they are (a space-to-depth formulation measured 1.5 to 2 times slower), so its `conv_impl` is
+accepted and validated, for one setting to serve both players, but every choice computes them
+with `nn.Conv`. Parameter trees are identical whatever the choice, so variables trained with
+one run with the other.
+
 References:
   Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
   Generative Adversarial Networks", ICLR 2016.
@@ -22,7 +35,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganjax.models import layers
+from ganjax.models import fast_layers, layers
+
+CONV_IMPLS = ("auto", "plain", "fast")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +74,33 @@ def _preset(image_shape: Sequence[int]) -> _Preset:
   return _PRESETS[image_shape[0]]
 
 
+def _check_conv_impl(conv_impl: str) -> None:
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"unknown conv_impl {conv_impl!r}; valid choices: {', '.join(CONV_IMPLS)}")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  """Returns 'plain' or 'fast' for a `conv_impl` field value.
+
+  The DCGAN modules call it when applied, not when built, so that building a module does not
+  initialise jax's backends.
+
+  Args:
+    conv_impl: 'plain', 'fast', or 'auto' ('fast' when `jax.default_backend()` is 'cpu', where
+      it is measured faster, 'plain' on accelerators).
+
+  Returns:
+    'plain' or 'fast'.
+
+  Raises:
+    ValueError: `conv_impl` is not one of `CONV_IMPLS`.
+  """
+  _check_conv_impl(conv_impl)
+  if conv_impl == "auto":
+    return "fast" if jax.default_backend() == "cpu" else "plain"
+  return conv_impl
+
+
 def _batch_norm(train: bool, axis_name: str | None, dtype: Any) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, axis_name=axis_name,
                       momentum=layers.BATCH_NORM_MOMENTUM, epsilon=layers.BATCH_NORM_EPSILON,
@@ -80,17 +122,22 @@ class DCGANGenerator(nn.Module):
       for 32x32 and 64x64).
     axis_name: mapped axis over which batch statistics are averaged (sync BatchNorm), or None.
     dtype: computation dtype; parameters stay float32. Images are returned in this dtype.
+    conv_impl: how the stride-2 transposed convolutions are computed: 'plain' (`nn.ConvTranspose`),
+      'fast' (`fast_layers.SubPixelConvTranspose`, the same function and parameters) or 'auto'
+      ('fast' on the CPU backend, 'plain' elsewhere). The variables do not depend on it.
   """
   image_shape: tuple[int, int, int] = (32, 32, 3)
   base_features: int = 64
   activation: str | None = None
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   def __post_init__(self):
     _preset(self.image_shape)
     if self.activation is not None:
       layers.get_activation(self.activation)
+    _check_conv_impl(self.conv_impl)
     super().__post_init__()
 
   @nn.compact
@@ -109,19 +156,23 @@ class DCGANGenerator(nn.Module):
     widths = [multiple * self.base_features for multiple in preset.generator_widths]
     size = preset.start_size
     kernel_size = (preset.kernel_size, preset.kernel_size)
+    # Explicit names keep the parameter tree the same for both classes.
+    conv_transpose = (fast_layers.SubPixelConvTranspose
+                      if resolve_conv_impl(self.conv_impl) == "fast" else nn.ConvTranspose)
 
     x = nn.Dense(size * size * widths[0], use_bias=False, kernel_init=layers.dcgan_kernel_init,
                  dtype=self.dtype)(z)
     x = activation(_batch_norm(train, self.axis_name, self.dtype)(x))
     x = x.reshape(z.shape[0], size, size, widths[0])
-    for width, stride in zip(widths[1:], preset.generator_strides[:-1]):
-      x = nn.ConvTranspose(width, kernel_size, strides=(stride, stride), padding="SAME",
-                           use_bias=False, kernel_init=layers.dcgan_kernel_init,
-                           dtype=self.dtype)(x)
+    for index, (width, stride) in enumerate(zip(widths[1:], preset.generator_strides[:-1])):
+      x = conv_transpose(width, kernel_size, strides=(stride, stride), padding="SAME",
+                         use_bias=False, kernel_init=layers.dcgan_kernel_init, dtype=self.dtype,
+                         name=f"ConvTranspose_{index}")(x)
       x = activation(_batch_norm(train, self.axis_name, self.dtype)(x))
     last_stride = preset.generator_strides[-1]
-    x = nn.ConvTranspose(self.image_shape[-1], kernel_size, strides=(last_stride, last_stride),
-                         padding="SAME", kernel_init=layers.dcgan_kernel_init, dtype=self.dtype)(x)
+    x = conv_transpose(self.image_shape[-1], kernel_size, strides=(last_stride, last_stride),
+                       padding="SAME", kernel_init=layers.dcgan_kernel_init, dtype=self.dtype,
+                       name=f"ConvTranspose_{len(widths) - 1}")(x)
     return jnp.tanh(x)
 
 
@@ -142,15 +193,19 @@ class DCGANDiscriminator(nn.Module):
       and 64x64).
     axis_name: mapped axis over which batch statistics are averaged (sync BatchNorm), or None.
     dtype: computation dtype; parameters stay float32. Logits are returned in float32.
+    conv_impl: 'plain', 'fast' or 'auto', as for `DCGANGenerator`; validated, but the strided
+      convolutions are `nn.Conv` under every choice (no faster formulation was found for them).
   """
   image_shape: tuple[int, int, int] = (32, 32, 3)
   base_features: int = 64
   batch_norm: bool | None = None
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   def __post_init__(self):
     _preset(self.image_shape)
+    _check_conv_impl(self.conv_impl)
     super().__post_init__()
 
   @nn.compact
