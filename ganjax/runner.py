@@ -331,9 +331,7 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
   try:
     with _Signals() as signals:
       while step < total_steps:
-        num_steps = min(chunk, total_steps - step)
-        if on_device and num_steps != chunk:
-          step_fn = train.parallelize(train.adversarial_updates, parallel, num_steps=num_steps)
+        num_steps = chunk  # divides total_steps (see _chunk)
         batch = None if on_device else train.shard_batch(next(batches), parallel, batch_axis=1)
         if step == start_step:
           # Compiled ahead of the first call, so that steps per second count training only.
