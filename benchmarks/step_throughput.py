@@ -25,6 +25,11 @@ the peer, and prints a second line with both medians over the rounds, `ratio` (g
 divided by the peer's: below 1, ganjax is faster), `speedup` (the inverse) and each round's own
 ratio. Every line carries the 1-minute load average, since other jobs skew CPU timings.
 
+--reuse-fakes sets `GANSpec.reuse_fakes` (the generator update differentiates the fakes of the
+discriminator update, one generator forward pass per step, which is what the PyTorch peer does);
+--conv-impl plain|fast picks dcgan28's transposed-convolution formulation (default auto: fast on
+CPU); --xla-defaults compiles without `train.CPU_COMPILER_OPTIONS`.
+
 --seeds K (ring_mlp) trains K seeds side by side in one compiled program (`vmap_seeds` over
 `adversarial_updates`) and one after another (`train_steps` per seed), `--steps` steps each, in
 alternation, and prints a line with both wall times, seeds per second and their ratio.
@@ -52,19 +57,20 @@ _COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
                    "/jax/core/compile/backend_compile_duration": "xla"}
 
 
-def build(workload, batch):
+def build(workload, batch, reuse_fakes=False, conv_impl="auto"):
   """(generator, discriminator, g_tx, d_tx, spec, data_shape, real batch or None)."""
   if workload == "ring_mlp":
     generator = models.get_generator("mlp", output_dim=2, hidden=(128, 128), activation="tanh")
     discriminator = models.get_discriminator("mlp", hidden=(128, 128), activation="tanh")
     spec = train.GANSpec(loss="non_saturating", latent_dim=256, batch_size=batch,
-                         data=toy.ring())
+                         data=toy.ring(), reuse_fakes=reuse_fakes)
     return (generator, discriminator, optax.adam(1e-3, b1=0.5), optax.adam(1e-4, b1=0.5), spec,
             spec.data.shape, None)
   shape = (28, 28, 1)
-  generator = models.get_generator("dcgan", image_shape=shape)
+  generator = models.get_generator("dcgan", image_shape=shape, conv_impl=conv_impl)
   discriminator = models.get_discriminator("dcgan", image_shape=shape)
-  spec = train.GANSpec(loss="non_saturating", latent_dim=100, batch_size=batch)
+  spec = train.GANSpec(loss="non_saturating", latent_dim=100, batch_size=batch,
+                       reuse_fakes=reuse_fakes)
   # One fixed real batch, laid out (n_critic, batch, ...), moved to the device once.
   real = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, batch, *shape)), jnp.float32)
   return (generator, discriminator, optax.adam(2e-4, b1=0.5), optax.adam(2e-4, b1=0.5), spec,
@@ -103,7 +109,7 @@ class Bench:
 
   def __init__(self, args):
     self.args = args
-    *players, self.real = build(args.workload, args.batch)
+    *players, self.real = build(args.workload, args.batch, args.reuse_fakes, args.conv_impl)
     self.state = train.create_state(*players, seed=0)
     self.step = lambda state: train.train_step(state, self.real)[0]
     self.state, self.compile_s, self.breakdown = first_call(self.step, self.state)
@@ -127,6 +133,8 @@ class Bench:
     record = {"workload": self.args.workload, "batch": self.args.batch,
               "ms_per_step_median": round(statistics.median(per_step), 3),
               "compile_s": round(self.compile_s, 3), "steps": self.args.steps,
+              "reuse_fakes": self.args.reuse_fakes, "conv_impl": self.args.conv_impl,
+              "cpu_compiler_options": not self.args.xla_defaults,
               "repeats": self.args.repeats, "backend": jax.default_backend(),
               "devices": jax.device_count(), "compile_breakdown_s": self.breakdown,
               "loadavg_1m": round(os.getloadavg()[0], 2)}
@@ -175,7 +183,7 @@ def compare(args, bench):
 
 def seeds(args):
   """K seeds side by side (one vmapped program) against K seeds one after another."""
-  *players, _ = build(args.workload, args.batch)
+  *players, _ = build(args.workload, args.batch, args.reuse_fakes)
   num = args.seeds
   stacked = train.create_seed_states(*players, seeds=np.arange(num))
   singles = [train.create_state(*players, seed=seed) for seed in range(num)]
@@ -215,7 +223,16 @@ def main():
   parser.add_argument("--reference-script", default=os.path.normpath(REFERENCE_SCRIPT))
   parser.add_argument("--rounds", type=int, default=3, help="ganjax/peer rounds with --reference")
   parser.add_argument("--seeds", type=int, help="also time K seeds side by side (ring_mlp)")
+  parser.add_argument("--reuse-fakes", action="store_true",
+                      help="GANSpec.reuse_fakes: the generator update reuses the discriminator "
+                           "update's fakes, as the PyTorch peer does")
+  parser.add_argument("--conv-impl", choices=models.dcgan.CONV_IMPLS, default="auto",
+                      help="how dcgan28's transposed convolutions are computed")
+  parser.add_argument("--xla-defaults", action="store_true",
+                      help="compile with XLA's default options, not train.CPU_COMPILER_OPTIONS")
   args = parser.parse_args()
+  if args.xla_defaults:
+    train.CPU_COMPILER_OPTIONS = None
   args.batch = args.batch or DEFAULT_BATCH[args.workload]
   if args.seeds and args.workload != "ring_mlp":
     parser.error("--seeds needs --workload ring_mlp (on-device data)")

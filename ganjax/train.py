@@ -38,6 +38,51 @@ from ganjax.data import toy
 AXIS_NAME = "batch"
 PARALLEL_MODES = ("none", "pmap", "shard_map")
 
+# XLA options for compiling the updates on the CPU backend. XLA's default hands dots,
+# reductions and convolutions to the YNNPACK library; its convolutions, with their gradients,
+# are much slower on CPU than XLA's other convolution path: forward and both gradients of a 5x5
+# stride-1 transposed convolution 7x7x256 -> 7x7x128 at batch 64 took 182 ms with the default and
+# 129 ms without YNNPACK convolutions, the sub-pixel stride-2 layer 7x7x128 -> 14x14x64 97 ms
+# against 32 ms, the discriminator's 14x14x64 -> 7x7x128 convolution 49 ms against 36 ms (one
+# run on 2 CPU cores; benchmarks/README.md). These options keep the default's YNNPACK dots and
+# reductions (the compiled HLO is unchanged) and take convolutions off it. Not used on other
+# backends.
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type":
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+}
+
+
+class _Jitted:
+  """`jax.jit(fun, **kwargs)`, compiled with `CPU_COMPILER_OPTIONS` when JAX's default backend
+  is the CPU. The backend is looked up at the first call, not at import (so that
+  `jax.distributed.initialize()` can still run after ganjax is imported)."""
+
+  def __init__(self, fun: Callable, **kwargs):
+    self._fun, self._kwargs, self._jitted = fun, kwargs, None
+    functools.update_wrapper(self, fun)
+
+  def _get(self):
+    if self._jitted is None:
+      options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+      self._jitted = jax.jit(self._fun, compiler_options=options, **self._kwargs)
+    return self._jitted
+
+  def __call__(self, *args, **kwargs):
+    return self._get()(*args, **kwargs)
+
+  def lower(self, *args, **kwargs):
+    """As `jax.jit(...).lower`: the lowered computation, whose `compile()` uses the options."""
+    return self._get().lower(*args, **kwargs)
+
+  def eval_shape(self, *args, **kwargs):
+    return self._get().eval_shape(*args, **kwargs)
+
+
+def jit(fun: Callable, **kwargs) -> Callable:
+  """`jax.jit` with `CPU_COMPILER_OPTIONS` on the CPU backend: how every update here is jitted."""
+  return _Jitted(fun, **kwargs)
+
 # Streams folded into the step key, one per use of randomness.
 _GENERATOR_STREAM, _DISCRIMINATOR_STREAM = 0, 1
 _NOISE, _REAL, _PENALTY = 0, 1, 2
@@ -64,6 +109,11 @@ class GANSpec:
     critic_warmup_every: period of the extra warm-up steps (0: none after the first ones).
     ema_decay: decay of the exponential moving average of the generator's parameters
       (0 disables it; Karras et al. 2018, Yazici et al. 2019).
+    reuse_fakes: in `adversarial_update`, the generator update uses the fakes of the last
+      discriminator update (one generator forward pass per step, differentiated once, as in
+      PyTorch's DCGAN example) instead of a fresh batch of latents. The generator's parameters
+      are the same in both, so the two choices follow the same expected gradient; the numbers
+      differ. `g_step` alone always draws fresh latents.
     data: a toy distribution sampled on the device, or None when batches come from the host.
   """
   loss: str = "non_saturating"
@@ -76,6 +126,7 @@ class GANSpec:
   critic_warmup_n: int = 100
   critic_warmup_every: int = 0
   ema_decay: float = 0.0
+  reuse_fakes: bool = False
   data: toy.GaussianMixture | None = None
 
   def __post_init__(self):
@@ -231,6 +282,7 @@ def build_from_config(config: Any):
       critic_warmup_n=warmup.get("n_critic", 100),
       critic_warmup_every=warmup.get("every", 0),
       ema_decay=float(train.get("ema_decay", 0.0)),
+      reuse_fakes=bool(train.get("reuse_fakes", False)),
       data=(toy.get(data["name"], **dict(data.get("kwargs", {})))
             if data.get("name") in toy.DISTRIBUTIONS else None),
   )
@@ -339,12 +391,22 @@ def discriminator_update(state: GANState, batch: jax.Array | None = None, *,
     The updated state and metrics: d_loss (the objective), d_penalty (unweighted), d_total,
     d_real and d_fake (mean D(x), D(G(z))), d_grad_norm, d_param_norm.
   """
-  spec = state.spec
-  objective = losses.get(spec.loss)
-  key = jax.random.fold_in(jax.random.fold_in(state.key, state.d_updates), _DISCRIMINATOR_STREAM)
+  key = _discriminator_key(state)
   real = _real_batch(state, batch, key, axis_name, num_shards)
   fake, g_collections = _generate(state, state.g_params, _latents(state, key, axis_name, num_shards),
                                   axis_name)
+  return _update_discriminator(state, real, fake, g_collections, key, axis_name)
+
+
+def _discriminator_key(state: GANState) -> jax.Array:
+  return jax.random.fold_in(jax.random.fold_in(state.key, state.d_updates), _DISCRIMINATOR_STREAM)
+
+
+def _update_discriminator(state: GANState, real, fake, g_collections, key, axis_name
+                          ) -> tuple[GANState, Metrics]:
+  """The discriminator update on given real and fake examples (the fakes are not differentiated)."""
+  spec = state.spec
+  objective = losses.get(spec.loss)
   fake = jax.lax.stop_gradient(fake)
 
   def loss_fn(d_params):
@@ -384,15 +446,10 @@ def generator_update(state: GANState, batch: jax.Array | None = None, *,
     The updated state and metrics: g_loss, g_fake (mean D(G(z)) seen by the generator),
     g_grad_norm, g_param_norm.
   """
-  spec = state.spec
-  objective = losses.get(spec.loss)
-  key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _GENERATOR_STREAM)
+  objective = losses.get(state.spec.loss)
+  key = _generator_key(state)
   z = _latents(state, key, axis_name, num_shards)
-  real_logits, d_collections = None, state.d_collections
-  if objective.generator_uses_real:
-    real = _real_batch(state, batch, key, axis_name, num_shards)
-    real_logits, d_collections = _discriminate(state, state.d_params, d_collections, real,
-                                               axis_name)
+  real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
 
   def loss_fn(g_params):
     fake, g_collections = _generate(state, g_params, z, axis_name)
@@ -402,6 +459,38 @@ def generator_update(state: GANState, batch: jax.Array | None = None, *,
     return loss, (metrics, g_collections, collections)
 
   grads, (metrics, g_collections, d_collections) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  return _apply_generator_gradient(state, grads, metrics, g_collections, d_collections, axis_name)
+
+
+def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key, *, axis_name,
+                               num_shards) -> tuple[GANState, Metrics]:
+  """The generator update on fakes already generated with the current generator parameters:
+  the loss's gradient with respect to the fakes, pulled back through `generator_vjp`."""
+  objective = losses.get(state.spec.loss)
+  real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
+
+  def loss_fn(fake):
+    fake_logits, collections = _discriminate(state, state.d_params, d_collections, fake, axis_name)
+    loss = objective.generator(real_logits, fake_logits)
+    return loss, ({"g_loss": loss, "g_fake": _mean_output(fake_logits, objective)}, collections)
+
+  fake_grads, (metrics, d_collections) = jax.grad(loss_fn, has_aux=True)(fake)
+  grads, = generator_vjp(fake_grads)
+  return _apply_generator_gradient(state, grads, metrics, state.g_collections, d_collections,
+                                   axis_name)
+
+
+def _generator_real_logits(state: GANState, batch, key, axis_name, num_shards):
+  """D(x) on real examples for objectives whose generator loss needs it, else None."""
+  if not losses.get(state.spec.loss).generator_uses_real:
+    return None, state.d_collections
+  real = _real_batch(state, batch, key, axis_name, num_shards)
+  return _discriminate(state, state.d_params, state.d_collections, real, axis_name)
+
+
+def _apply_generator_gradient(state: GANState, grads, metrics, g_collections, d_collections,
+                              axis_name) -> tuple[GANState, Metrics]:
+  spec = state.spec
   grads = _pmean(grads, axis_name)
   updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
@@ -413,6 +502,10 @@ def generator_update(state: GANState, batch: jax.Array | None = None, *,
                         step=state.step + 1, g_collections=g_collections,
                         d_collections=d_collections)
   return state, _pmean(metrics, axis_name)
+
+
+def _generator_key(state: GANState) -> jax.Array:
+  return jax.random.fold_in(jax.random.fold_in(state.key, state.step), _GENERATOR_STREAM)
 
 
 def critic_updates_at(spec: GANSpec, step: jax.Array) -> jax.Array | int:
@@ -446,17 +539,31 @@ def adversarial_update(state: GANState, batch: jax.Array | None = None, *,
     raise ValueError(f"train_step expects real data of shape (n_critic={spec.n_critic}, batch, "
                      f"...), got {batch.shape}")
 
+  real_at = lambda i: None if batch is None else batch[i % spec.n_critic]
+  last_real = None if batch is None else batch[-1]
+  n = critic_updates_at(spec, state.step)
+  if spec.reuse_fakes:
+    state = jax.lax.fori_loop(0, n - 1, lambda i, state: discriminator_update(
+        state, real_at(i), axis_name=axis_name, num_shards=num_shards)[0], state)
+    key = _discriminator_key(state)
+    real = _real_batch(state, real_at(n - 1), key, axis_name, num_shards)
+    z = _latents(state, key, axis_name, num_shards)
+    fake, generator_vjp, g_collections = jax.vjp(
+        lambda g_params: _generate(state, g_params, z, axis_name), state.g_params, has_aux=True)
+    state, d_metrics = _update_discriminator(state, real, fake, g_collections, key, axis_name)
+    state, g_metrics = _generator_update_on_fakes(
+        state, last_real, fake, generator_vjp, _generator_key(state), axis_name=axis_name,
+        num_shards=num_shards)
+    return state, {**d_metrics, **g_metrics}
+
   def one_critic_update(i, carry):
     state, _ = carry
-    real = None if batch is None else batch[i % spec.n_critic]
-    return discriminator_update(state, real, axis_name=axis_name, num_shards=num_shards)
+    return discriminator_update(state, real_at(i), axis_name=axis_name, num_shards=num_shards)
 
-  first_state, first_metrics = discriminator_update(
-      state, None if batch is None else batch[0], axis_name=axis_name, num_shards=num_shards)
-  state, d_metrics = jax.lax.fori_loop(1, critic_updates_at(spec, state.step), one_critic_update,
-                                       (first_state, first_metrics))
-  state, g_metrics = generator_update(state, None if batch is None else batch[-1],
-                                      axis_name=axis_name, num_shards=num_shards)
+  first_state, first_metrics = discriminator_update(state, real_at(0), axis_name=axis_name,
+                                                    num_shards=num_shards)
+  state, d_metrics = jax.lax.fori_loop(1, n, one_critic_update, (first_state, first_metrics))
+  state, g_metrics = generator_update(state, last_real, axis_name=axis_name, num_shards=num_shards)
   return state, {**d_metrics, **g_metrics}
 
 
@@ -475,13 +582,11 @@ def adversarial_updates(state: GANState, batch: None = None, *, num_steps: int,
   return jax.lax.scan(body, state, length=num_steps)
 
 
-d_step = jax.jit(discriminator_update, donate_argnums=0,
-                 static_argnames=("axis_name", "num_shards"))
-g_step = jax.jit(generator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
-train_step = jax.jit(adversarial_update, donate_argnums=0,
-                     static_argnames=("axis_name", "num_shards"))
-train_steps = jax.jit(adversarial_updates, donate_argnums=0,
-                      static_argnames=("num_steps", "axis_name", "num_shards"))
+d_step = jit(discriminator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
+g_step = jit(generator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
+train_step = jit(adversarial_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
+train_steps = jit(adversarial_updates, donate_argnums=0,
+                  static_argnames=("num_steps", "axis_name", "num_shards"))
 
 
 # ----------------------------------------------------------------------------- mapping
@@ -516,7 +621,7 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
   if parallel not in PARALLEL_MODES:
     raise ValueError(f"unknown parallel mode {parallel!r}; valid: {', '.join(PARALLEL_MODES)}")
   if parallel == "none":
-    return jax.jit(functools.partial(update, **static_kwargs), donate_argnums=0)
+    return jit(functools.partial(update, **static_kwargs), donate_argnums=0)
   devices = _devices(parallel, devices)
   if parallel == "pmap":
     per_device = functools.partial(update, axis_name=AXIS_NAME,
@@ -531,7 +636,7 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
   # both mappings. (With check_vma=True, shard_map would already sum it over the devices.)
   mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(PartitionSpec(), batch_spec),
                          out_specs=PartitionSpec(), check_vma=False)
-  return jax.jit(mapped, donate_argnums=0)
+  return jit(mapped, donate_argnums=0)
 
 
 def replicate(state: GANState, parallel: str, devices=None) -> GANState:
@@ -575,7 +680,7 @@ def shard_batch(batch: jax.Array | None, parallel: str, devices=None,
 def vmap_seeds(update: Callable[..., tuple[GANState, Metrics]], **static_kwargs) -> Callable:
   """Trains independent seeds side by side: maps a per-device update over a leading seed axis of
   the state (see `create_seed_states`) in one compiled program, donating the state's buffers."""
-  return jax.jit(jax.vmap(functools.partial(update, **static_kwargs)), donate_argnums=0)
+  return jit(jax.vmap(functools.partial(update, **static_kwargs)), donate_argnums=0)
 
 
 def create_seed_states(generator, discriminator, g_tx, d_tx, spec, data_shape,

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from ganjax import losses
 from ganjax import metrics
 from ganjax import models
 from ganjax import train
@@ -120,6 +121,36 @@ def test_n_critic_runs_that_many_discriminator_updates_on_successive_batches():
   assert_trees_close(state, by_hand)
 
 
+def test_reuse_fakes_takes_the_generator_gradient_at_the_last_critic_update_fakes():
+  """With reuse_fakes the discriminator updates are unchanged, and the generator's gradient is
+  that of its loss on G(z) for the latents z of the last discriminator update, through the
+  updated discriminator: computed here by hand and applied with SGD."""
+  learning_rate = 0.1
+  state = ring_state(g_tx=optax.sgd(learning_rate), d_tx=optax.sgd(learning_rate), n_critic=2,
+                     reuse_fakes=True)
+  by_hand = copy(state)
+  state, metrics = train.train_step(state, None)
+  by_hand, _ = train.d_step(by_hand, None)
+  z = train._latents(by_hand, train._discriminator_key(by_hand), None, 1)
+  by_hand, d_metrics = train.d_step(by_hand, None)
+  assert_trees_close(state.d_params, by_hand.d_params, rtol=1e-6)
+  assert float(metrics["d_loss"]) == pytest.approx(float(d_metrics["d_loss"]), rel=1e-6)
+
+  def generator_loss(g_params):
+    fake = by_hand.generator.apply({"params": g_params}, z)
+    return losses.non_saturating_generator_loss(
+        by_hand.discriminator.apply({"params": by_hand.d_params}, fake))
+
+  loss, grads = jax.value_and_grad(generator_loss)(by_hand.g_params)
+  expected = jax.tree.map(lambda p, g: p - learning_rate * g, by_hand.g_params, grads)
+  assert_trees_close(state.g_params, expected, rtol=1e-5, atol=1e-6)
+  assert float(metrics["g_loss"]) == pytest.approx(float(loss), rel=1e-5)
+  # A fresh batch of latents (the default) gives another update.
+  default, _ = train.train_step(ring_state(g_tx=optax.sgd(learning_rate),
+                                           d_tx=optax.sgd(learning_rate), n_critic=2), None)
+  assert leaves_differ(default.g_params, state.g_params)
+
+
 def test_critic_warmup_schedule():
   state = ring_state(n_critic=2, critic_warmup_steps=2, critic_warmup_n=5, critic_warmup_every=10)
   assert [int(train.critic_updates_at(state.spec, s)) for s in (0, 1, 2, 9, 10, 11)] == [
@@ -181,8 +212,9 @@ def test_vmapped_seeds_equal_seeds_one_by_one():
     assert_trees_close(jax.tree.map(lambda x: x[index], states), alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("parallel", ["pmap", "shard_map"])
-def test_parallel_mlp_step_equals_one_device_on_device_data(parallel):
+@pytest.mark.parametrize("parallel,reuse_fakes", [("pmap", False), ("shard_map", False),
+                                                   ("shard_map", True)])
+def test_parallel_mlp_step_equals_one_device_on_device_data(parallel, reuse_fakes):
   """Data sampled on the device: each example's draw depends on its global index only, so the
   mapped step sees the same global batch as one device."""
   assert jax.device_count() >= NUM_DEVICES
@@ -190,7 +222,8 @@ def test_parallel_mlp_step_equals_one_device_on_device_data(parallel):
   # Batch norm in G, synchronised across devices. SGD, because Adam's first step divides by the
   # gradient's own magnitude and so turns rounding noise in near-zero gradients (the bias before
   # batch norm has an exactly zero one) into full-size updates.
-  state = ring_state(batch_norm=True, g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1))
+  state = ring_state(batch_norm=True, g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1),
+                     reuse_fakes=reuse_fakes)
   single, single_metrics = train.train_step(copy(state), None)
   step = train.parallelize(train.adversarial_update, parallel, devices)
   mapped, mapped_metrics = step(train.replicate(state, parallel, devices), None)
