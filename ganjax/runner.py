@@ -238,6 +238,9 @@ def _fixed_noise_samples(state: train.GANState, num: int) -> np.ndarray:
 def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Trains (or resumes) the experiment `config` in `workdir` and evaluates the final generator.
 
+  A config with a `study` field is a derivation study instead (`ganjax.derivation.run`): it
+  writes report.md/report.json and returns the report as a dict.
+
   Returns:
     The summary written to summary.json.
 
@@ -246,6 +249,9 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
       non-finite loss (naming the step and the last good checkpoint, which is kept).
     Preempted: after SIGTERM/SIGINT, once the checkpoint is saved.
   """
+  if "study" in config:
+    from ganjax import derivation
+    return derivation.run(config, workdir).to_dict()
   workdir = pathlib.Path(workdir)
   experiment = build_experiment(config)
   spec, parallel = experiment.spec, config.train.parallel

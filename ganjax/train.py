@@ -201,6 +201,19 @@ def create_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.Gra
   Pure in `seed` (an int or a traced scalar), so it can be vmapped over seeds or evaluated with
   `jax.eval_shape` to get the abstract state a checkpoint is restored into.
   """
+  key = (generator, discriminator, g_tx, d_tx, spec, tuple(data_shape))
+  try:
+    initialise = _initialiser(*key)
+  except TypeError:  # An unhashable module or optimizer: build without the cache.
+    initialise = _initialiser.__wrapped__(*key)
+  return initialise(seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Callable:
+  """The jitted seed -> GANState function of `create_state`, built once per set of players,
+  optimizers and spec (equal Flax modules and specs compare equal), so that creating states
+  for many seeds or runs compiles it once."""
   z = jax.ShapeDtypeStruct((2, spec.latent_dim), jnp.float32)
   fake = jax.eval_shape(lambda z: generator.apply(generator.init(jax.random.PRNGKey(0), z,
                                                                  train=False), z, train=False), z)
@@ -234,7 +247,7 @@ def create_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.Gra
         spec=spec,
     )
 
-  return initialise(seed)
+  return initialise
 
 
 def _split_params(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -393,8 +406,8 @@ def discriminator_update(state: GANState, batch: jax.Array | None = None, *,
   """
   key = _discriminator_key(state)
   real = _real_batch(state, batch, key, axis_name, num_shards)
-  fake, g_collections = _generate(state, state.g_params, _latents(state, key, axis_name, num_shards),
-                                  axis_name)
+  z = _latents(state, key, axis_name, num_shards)
+  fake, g_collections = _generate(state, state.g_params, z, axis_name)
   return _update_discriminator(state, real, fake, g_collections, key, axis_name)
 
 
