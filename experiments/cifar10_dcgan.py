@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "batch_size": 128,
       "n_critic": 1,
       "ema_decay": 0.0,
+      "reuse_fakes": False,
       "parallel": "none",
       "log_every": 100,
       "checkpoint_every": 5000,

@@ -45,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "batch_size": 64,
       "n_critic": 5,
       "ema_decay": 0.0,
+      "reuse_fakes": False,
       "parallel": "none",
       "log_every": 100,
       "checkpoint_every": 10_000,

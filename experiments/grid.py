@@ -41,19 +41,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "batch_size": 100,
       "n_critic": 1,
       "ema_decay": 0.0,
+      "reuse_fakes": False,
       "parallel": "none",
       "log_every": 500,
       "checkpoint_every": 2500,
       "sample_every": 2500,
       "keep_checkpoints": 3,
   })
-  config.eval = ml_collections.ConfigDict({"num_samples": 2500})
+  # Mode statistics of eval.num_samples samples every eval.every steps, in metrics.jsonl (0: off).
+  config.eval = ml_collections.ConfigDict({"num_samples": 2500, "every": 500})
   if arg == "tiny":
     config.train.steps = 100
     config.train.batch_size = 32
     config.train.log_every = 50
     config.train.checkpoint_every = 50
     config.train.sample_every = 50
+    config.eval.every = 50
     config.model.generator_kwargs.hidden = (32, 32, 32, 32)
     config.model.discriminator_kwargs.hidden = (16, 16, 16)
     config.eval.num_samples = 500

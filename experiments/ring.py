@@ -34,18 +34,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "batch_size": 512,
       "n_critic": 1,
       "ema_decay": 0.0,
+      "reuse_fakes": False,
       "parallel": "none",
       "log_every": 500,
       "checkpoint_every": 1000,
       "sample_every": 1000,
       "keep_checkpoints": 3,
   })
-  config.eval = ml_collections.ConfigDict({"num_samples": 2500})
+  # Mode statistics of eval.num_samples samples every eval.every steps, in metrics.jsonl (0: off).
+  config.eval = ml_collections.ConfigDict({"num_samples": 2500, "every": 500})
   if arg == "tiny":
     config.train.steps = 200
     config.train.log_every = 50
     config.train.checkpoint_every = 100
     config.train.sample_every = 100
+    config.eval.every = 100
     config.train.batch_size = 64
     config.model.latent_dim = 16
   elif arg:

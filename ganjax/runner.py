@@ -8,7 +8,9 @@ as a `RunError` in one line.
 A workdir holds:
   checkpoints/        Orbax checkpoints (state, config, data position), the latest `keep` kept
   metrics.jsonl       one JSON object per logged step: means of the training metrics since the
-                      last line, steps per second
+                      last line, steps per second; every `eval.every` steps on 2-D toy data, the
+                      mode statistics (modes, high_quality, reverse_kl) of `eval.num_samples`
+                      samples from fixed noise (`ganjax.metrics.mode_statistics`)
   events.out.*        the same metrics for TensorBoard (clu metric writers)
   samples_<step>.png  samples from fixed noise (the EMA generator when the run keeps one)
   samples.npy, summary.json   final samples and their statistics
@@ -29,7 +31,6 @@ import time
 from typing import Any, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -147,11 +148,16 @@ def _periods(config) -> dict[str, int]:
           for name in ("log_every", "checkpoint_every", "sample_every")}
 
 
+def _eval_every(config) -> int:
+  return int(config.get("eval", {}).get("every", 0) or 0)
+
+
 def _chunk(config) -> int:
-  """Steps per compiled call on on-device data: every logging, checkpoint and sample step falls on
-  a chunk boundary, and a resumed run calls the same chunks as an uninterrupted one."""
+  """Steps per compiled call on on-device data: every logging, checkpoint, sample and evaluation
+  step falls on a chunk boundary, and a resumed run calls the same chunks as an uninterrupted
+  one."""
   chunk = config.train.steps
-  for period in _periods(config).values():
+  for period in (*_periods(config).values(), _eval_every(config)):
     if period > 0:
       chunk = math.gcd(chunk, period)
   return chunk
@@ -174,19 +180,23 @@ class _Log:
     self.start_time = time.perf_counter()
     self.start_step = resume_step
 
-  def write(self, step: int, values: dict[str, float], steps_per_s: float) -> None:
-    self.writer.write_scalars(step, {**values, "steps_per_s": steps_per_s})
+  def write(self, step: int, values: dict[str, float], steps_per_s: float | None = None) -> None:
+    """One line of values at `step` (steps per second only on lines that log training)."""
+    if steps_per_s is not None:
+      values = {**values, "steps_per_s": steps_per_s}
+    self.writer.write_scalars(step, values)
     if not self.enabled:
       return
     with open(self.path, "a") as log:
-      log.write(json.dumps({"step": step, **values, "steps_per_s": steps_per_s}) + "\n")
+      log.write(json.dumps({"step": step, **values}) + "\n")
     elapsed = time.perf_counter() - self.start_time
     rate = (step - self.start_step) / max(elapsed, 1e-9)
     left = (self.total_steps - step) / max(rate, 1e-9)
-    shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
+    shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("d_loss", "g_loss", "d_real", "d_fake",
+                                                       "modes", "high_quality", "reverse_kl")
                       if k in values)
-    print(f"step {step}/{self.total_steps}  {shown}  {steps_per_s:.1f} steps/s  "
-          f"{_duration(left)} left", flush=True)
+    speed = f"{steps_per_s:.1f} steps/s  " if steps_per_s is not None else ""
+    print(f"step {step}/{self.total_steps}  {shown}  {speed}{_duration(left)} left", flush=True)
 
   def close(self):
     self.writer.flush()
@@ -235,11 +245,44 @@ def _fixed_noise_samples(state: train.GANState, num: int) -> np.ndarray:
   return np.asarray(train.sample(state, num, jax.random.fold_in(state.key, _SAMPLE_STREAM)))
 
 
+def _mode_statistics(samples: np.ndarray, data) -> dict[str, float]:
+  """`metrics.mode_statistics` of samples from a 2-D toy mixture, as plain numbers."""
+  stats = metrics_lib.mode_statistics(samples, np.asarray(data.means), data.stds[0])
+  return {"modes": int(stats["modes"]), "high_quality": float(stats["high_quality"]),
+          "reverse_kl": float(stats["reverse_kl"])}
+
+
+def _check_eval(config, experiment: Experiment) -> None:
+  every = config.get("eval", {}).get("every", 0)
+  if not isinstance(every, int) or every < 0:
+    raise RunError(f"eval.every must be a non-negative integer (0: off), got {every!r}")
+  data = experiment.spec.data
+  if every and (data is None or data.dim != 2):
+    raise RunError(f"eval.every needs 2-D toy data (ring, grid), not data.name "
+                   f"{config.data.get('name')!r}; set eval.every=0")
+
+
+def new_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
+  """Creates `workdir` for a run that does not resume (a study, a benchmark row).
+
+  Raises:
+    RunError: the path exists and is a file or a non-empty directory (nothing in it is changed).
+  """
+  workdir = pathlib.Path(workdir)
+  if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+    raise RunError(f"workdir {workdir} is not a new or empty directory; give another "
+                   "(nothing in it was changed)")
+  workdir.mkdir(parents=True, exist_ok=True)
+  return workdir
+
+
 def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Trains (or resumes) the experiment `config` in `workdir` and evaluates the final generator.
 
   A config with a `study` field is a derivation study instead (`ganjax.derivation.run`): it
-  writes report.md/report.json and returns the report as a dict.
+  writes report.md/report.json and returns the report as a dict. A config with a `seeds` field is
+  the mode-collapse benchmark (`ganjax.mode_collapse.run`): it trains that many seeds side by side
+  and writes and returns a table row (row.json).
 
   Returns:
     The summary written to summary.json.
@@ -252,9 +295,13 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   if "study" in config:
     from ganjax import derivation
     return derivation.run(config, workdir).to_dict()
+  if "seeds" in config:
+    from ganjax import mode_collapse
+    return mode_collapse.run(config, workdir)
   workdir = pathlib.Path(workdir)
   experiment = build_experiment(config)
-  spec, parallel = experiment.spec, config.train.parallel
+  _check_eval(config, experiment)
+  parallel = config.train.parallel
   config_json = config_to_dict(config)
   periods = _periods(config)
   total_steps = config.train.steps
@@ -310,6 +357,7 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
   state = train.replicate(state, parallel)
   log = _Log(workdir, start_step, total_steps)
   num_samples = int(config.get("eval", {}).get("num_samples", 64) or 64)
+  eval_every = _eval_every(config)
   last_saved = latest
   pending: list[dict[str, jax.Array]] = []
   step, window_start, window_time = start_step, start_step, time.perf_counter()
@@ -350,13 +398,20 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
         pending.append(train.unreplicate(step_metrics, parallel))
         step += num_steps
         at = lambda name: periods[name] > 0 and step % periods[name] == 0
+        evaluate = eval_every > 0 and step % eval_every == 0
+        line, steps_per_s = {}, None
         if at("log_every") or at("checkpoint_every") or step == total_steps:
           means = check_finite(step)
           pending.clear()
           if means and (at("log_every") or step == total_steps):
             now = time.perf_counter()
-            log.write(step, means, (step - window_start) / (now - window_time))
+            line, steps_per_s = means, (step - window_start) / (now - window_time)
             window_start, window_time = step, now
+        if evaluate:
+          samples = _fixed_noise_samples(train.unreplicate(state, parallel), num_samples)
+          line = {**line, **_mode_statistics(samples, spec.data)}
+        if line:
+          log.write(step, line, steps_per_s)
         if at("checkpoint_every"):
           save(step)
         if at("sample_every") and jax.process_index() == 0:
@@ -366,8 +421,8 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
                                 title=f"step {step}")
           if samples.ndim == 4:
             log.writer.write_images(step, {"samples": pictures.image_grid(samples)[None]})
-        if at("checkpoint_every") or at("sample_every"):
-          # Steps per second count training only, not saving and drawing.
+        if at("checkpoint_every") or at("sample_every") or evaluate:
+          # Steps per second count training only, not saving, drawing and evaluating.
           jax.block_until_ready(state)
           window_start, window_time = step, time.perf_counter()
         if signals.received is not None and step < total_steps:
@@ -390,10 +445,7 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
   if jax.process_index() == 0:
     np.save(workdir / "samples.npy", samples)
     if spec.data is not None and spec.data.dim == 2:
-      stats = metrics_lib.mode_statistics(samples, np.asarray(spec.data.means), spec.data.stds[0])
-      summary.update(modes=int(stats["modes"]), num_modes=len(spec.data.means),
-                     high_quality=float(stats["high_quality"]),
-                     reverse_kl=float(stats["reverse_kl"]))
+      summary.update(_mode_statistics(samples, spec.data), num_modes=len(spec.data.means))
     if spec.data is None or spec.data.dim <= 2:
       pictures.save_samples(workdir / "samples.png", samples, spec.data, title=f"step {step}")
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -11,6 +11,7 @@ import pytest
 
 from ganjax import models
 from ganjax.models import layers
+from ganjax.models import packing
 
 LATENT_DIM = 16
 BATCH = 3
@@ -366,7 +367,7 @@ def test_registry_rejects_unknown_fields():
                                        r"axis_name, batch_norm, dtype, hidden, output_dim$"):
     models.get_generator("mlp", widht=3)
   with pytest.raises(ValueError, match=r"unknown field 'name'.*valid fields: axis_name, "
-                                       r"dtype, features, spectral_norm$"):
+                                       r"dtype, features, pack, spectral_norm$"):
     models.get_discriminator("resnet", name="critic")
   with pytest.raises(ValueError, match=r"unsupported DCGAN image_shape \(48, 48, 3\); "
                                        r"supported: \(28, 28, C\), \(32, 32, C\), \(64, 64, C\)"):
@@ -377,6 +378,57 @@ def test_registry_builds_the_registered_classes():
   assert isinstance(models.get_generator("resnet", features=8), models.ResNetGenerator)
   assert models.get_discriminator("dcgan", base_features=8).base_features == 8
   assert set(models.GENERATORS) == set(models.DISCRIMINATORS) == {"mlp", "dcgan", "resnet"}
+
+
+def test_pack_samples_joins_consecutive_samples_along_the_last_axis():
+  vectors = np.arange(12.0).reshape(6, 2)
+  np.testing.assert_array_equal(packing.pack_samples(vectors, 3),
+                                [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  images = np.arange(4 * 2 * 2 * 3.0).reshape(4, 2, 2, 3)
+  expected = np.concatenate([images[0::2], images[1::2]], axis=-1)
+  np.testing.assert_array_equal(packing.pack_samples(images, 2), expected)
+
+
+def test_pack_1_is_the_plain_discriminator():
+  kwargs = {"hidden": (8, 8), "maxout_pieces": 3}
+  plain = models.get_discriminator("mlp", **kwargs)
+  assert models.get_discriminator("mlp", pack=1, **kwargs) == plain
+  packed = models.Packed(plain, pack=1)
+  x = np.asarray(jax.random.normal(make_key(2), (5, 2)))
+  variables = init(plain, x)
+  np.testing.assert_array_equal(
+      packed.apply({"params": {"inner": variables["params"]}}, x, train=False),
+      plain.apply(variables, x, train=False))
+
+
+@pytest.mark.parametrize("pack", [2, 3, 4])
+def test_packed_logits_are_the_inner_discriminator_on_concatenated_samples(pack):
+  packed = models.get_discriminator("mlp", hidden=(8, 8), maxout_pieces=5, pack=pack)
+  assert isinstance(packed, models.Packed) and packed.pack == pack
+  x = np.asarray(jax.random.normal(make_key(3), (4 * pack, 2)))
+  variables = init(packed, x[:2])  # any batch initialises
+  logits = packed.apply(variables, x, train=False)
+  assert logits.shape == (4,)
+  by_hand = np.stack([np.concatenate(x[i * pack:(i + 1) * pack]) for i in range(4)])
+  assert by_hand.shape == (4, 2 * pack)
+  expected = packed.inner.apply({"params": variables["params"]["inner"]}, by_hand, train=False)
+  np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_packing_errors_are_one_line():
+  with pytest.raises(ValueError, match=r"^pack must be a positive integer, got 0$"):
+    models.get_discriminator("mlp", pack=0)
+  packed = models.get_discriminator("mlp", hidden=(4,), pack=3)
+  variables = init(packed, jnp.zeros((3, 2)))
+  with pytest.raises(ValueError, match=r"^a packed discriminator \(pack=3\) needs a batch "
+                                       r"divisible by 3, got 4 samples") as error:
+    packed.apply(variables, jnp.zeros((4, 2)), train=False)
+  assert "\n" not in str(error.value)
+
+
+def test_packed_discriminator_passes_the_mapped_axis_to_batch_norm():
+  packed = models.get_discriminator("mlp", hidden=(4,), batch_norm=True, pack=2)
+  assert packed.clone(axis_name="batch").inner.axis_name == "batch"
 
 
 def test_bfloat16_compute_for_dcgan32():

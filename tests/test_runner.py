@@ -13,8 +13,11 @@ import jax
 import numpy as np
 import pytest
 
+from ganjax import metrics
 from ganjax import runner
 from ganjax import sample as sample_lib
+from ganjax import train
+from ganjax.data import toy
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -76,11 +79,27 @@ def test_ring_run_writes_checkpoints_logs_and_pictures(tmp_path):
   assert summary == json.loads((tmp_path / "summary.json").read_text())
   assert 0 <= summary["modes"] <= 8 and summary["step"] == 200
 
+  # Mode statistics every eval.every = 100 steps, on the fixed-noise samples: at the last step
+  # they are those of the final generator (the summary's, and a direct computation).
+  evaluated = [line for line in lines if "modes" in line]
+  assert [line["step"] for line in evaluated] == [100, 200]
+  for line in evaluated:
+    assert 0 <= line["modes"] <= 8 and 0.0 <= line["high_quality"] <= 1.0
+    assert 0.0 <= line["reverse_kl"] <= np.log(8) + 1e-6
+  last = evaluated[-1]
+  assert {k: last[k] for k in ("modes", "high_quality", "reverse_kl")} == {
+      k: summary[k] for k in ("modes", "high_quality", "reverse_kl")}
+
   # The sample command reads the run back.
   state, config = sample_lib.load_state(tmp_path)
   assert int(state.step) == 200 and config.loss == "non_saturating"
   drawn = sample_lib.generate(state, 10, seed=3)
   assert drawn.shape == (10, 2) and np.isfinite(drawn).all()
+  final = train.sample(state, 2500, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
+  direct = metrics.mode_statistics(final, np.asarray(toy.ring().means), 0.01)
+  assert last["modes"] == int(direct["modes"])
+  np.testing.assert_allclose([last["high_quality"], last["reverse_kl"]],
+                             [direct["high_quality"], direct["reverse_kl"]], rtol=1e-6, atol=1e-7)
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
@@ -161,6 +180,7 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
      "fashion_mnist, folder, gaussian_1d, grid, mixture_1d, mnist, ring"),
     ("train.parallel", "gpu", "train.parallel 'gpu' is not one of: none, pmap, shard_map"),
     ("train.steps", -5, "train.steps must be a positive integer"),
+    ("eval.every", -1, "eval.every must be a non-negative integer .0: off., got -1"),
 ])
 def test_bad_config_fails_in_one_line_before_compiling(tmp_path, field, value, message):
   config = ring_config()
@@ -172,6 +192,14 @@ def test_bad_config_fails_in_one_line_before_compiling(tmp_path, field, value, m
   assert "\n" not in str(error.value)
   assert COMPILES.count == before
   assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_periodic_evaluation_needs_2d_toy_data(tmp_path):
+  config = load_experiment("gaussian_1d")
+  config.eval.every = 10
+  with pytest.raises(runner.RunError, match="eval.every needs 2-D toy data .ring, grid., not "
+                     "data.name 'mixture_1d'; set eval.every=0"):
+    runner.train_and_evaluate(config, tmp_path)
 
 
 def test_unknown_model_field_names_the_field(tmp_path):

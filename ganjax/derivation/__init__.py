@@ -42,12 +42,8 @@ def run(config, workdir: str | pathlib.Path) -> Report:
   if name not in STUDIES:
     raise runner.RunError(f"unknown study {name!r} (config field 'study'); valid: "
                           f"{', '.join(STUDIES)}")
-  workdir = pathlib.Path(workdir)
-  if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-    raise runner.RunError(f"workdir {workdir} is not a new or empty directory; give another "
-                          "(nothing in it was changed)")
   module = importlib.import_module(f"ganjax.derivation.{STUDIES[name]}")
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = runner.new_workdir(workdir)
   started = time.perf_counter()
   report = module.run(config, workdir)
   report.details.setdefault("wall_seconds", round(time.perf_counter() - started, 2))

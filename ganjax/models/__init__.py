@@ -12,6 +12,8 @@ References:
   Generative Adversarial Networks", ICLR 2016 (dcgan).
   Miyato, Kataoka, Koyama and Yoshida, "Spectral Normalization for Generative Adversarial
   Networks", ICLR 2018 (resnet).
+  Lin, Khetan, Fanti and Oh, "PacGAN: The power of two samples in generative adversarial
+  networks", NeurIPS 2018 (packing: the discriminator keyword `pack`).
 """
 import dataclasses
 from typing import Any
@@ -20,6 +22,7 @@ import flax.linen as nn
 
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
+from ganjax.models.packing import Packed
 from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator
 
 GENERATORS: dict[str, type[nn.Module]] = {
@@ -42,18 +45,18 @@ def module_fields(module_class: type[nn.Module]) -> list[str]:
                 if field.name not in _FLAX_FIELDS)
 
 
-def _build(kind: str, registry: dict[str, type[nn.Module]], name: str, kwargs: dict[str, Any]
-           ) -> nn.Module:
+def _build(kind: str, registry: dict[str, type[nn.Module]], name: str, kwargs: dict[str, Any],
+           extra_fields: tuple[str, ...] = ()) -> nn.Module:
   if name not in registry:
     raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
   module_class = registry[name]
-  valid_fields = module_fields(module_class)
+  valid_fields = sorted([*module_fields(module_class), *extra_fields])
   unknown = sorted(set(kwargs) - set(valid_fields))
   if unknown:
     raise ValueError(
         f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
         f"{kind} {name!r} ({module_class.__name__}); valid fields: {', '.join(valid_fields)}")
-  return module_class(**kwargs)
+  return module_class(**{k: v for k, v in kwargs.items() if k not in extra_fields})
 
 
 def get_generator(name: str, /, **kwargs: Any) -> nn.Module:
@@ -77,7 +80,8 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
 
   Args:
     name: a key of `DISCRIMINATORS` (dcgan, mlp, resnet).
-    **kwargs: fields of that module class.
+    **kwargs: fields of that module class, and `pack` (an int m, default 1): for m > 1 the
+      discriminator scores packs of m samples (PacGAN; `Packed`).
 
   Returns:
     The unbound module.
@@ -85,7 +89,9 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
   Raises:
     ValueError: the name or a keyword is unknown, or a field's value is invalid.
   """
-  return _build("discriminator", DISCRIMINATORS, name, kwargs)
+  discriminator = _build("discriminator", DISCRIMINATORS, name, kwargs, extra_fields=("pack",))
+  pack = kwargs.get("pack", 1)
+  return discriminator if pack == 1 else Packed(discriminator, pack=pack)
 
 
 __all__ = [
@@ -95,6 +101,7 @@ __all__ = [
     "GENERATORS",
     "MLPDiscriminator",
     "MLPGenerator",
+    "Packed",
     "ResNetDiscriminator",
     "ResNetGenerator",
     "get_discriminator",
