@@ -40,3 +40,9 @@ def mode_statistics(samples: jax.typing.ArrayLike, means: jax.typing.ArrayLike,
   reverse_kl = jnp.sum(jax.scipy.special.xlogy(histogram, histogram * num_modes))
   return {"modes": jnp.sum(captured), "high_quality": jnp.mean(high_quality),
           "reverse_kl": reverse_kl}
+
+
+def mixture_mode_statistics(samples: jax.typing.ArrayLike, mixture) -> dict[str, jax.Array]:
+  """`mode_statistics` against a Gaussian mixture whose modes share one standard deviation
+  (`ganjax.data.toy.ring()` and `grid()`): its `means` and `stds[0]`."""
+  return mode_statistics(samples, jnp.asarray(mixture.means), mixture.stds[0])

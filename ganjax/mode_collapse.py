@@ -133,8 +133,8 @@ def _statistics(state: train.GANState, data, num_samples: int
   """One seed's samples from fixed noise (those of an ordinary run's summary) and their mode
   statistics; jit- and vmap-able."""
   from ganjax import runner
-  samples = train.sample(state, num_samples, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
-  return samples, metrics_lib.mode_statistics(samples, np.asarray(data.means), data.stds[0])
+  samples = runner.fixed_noise_samples(state, num_samples)
+  return samples, metrics_lib.mixture_mode_statistics(samples, data)
 
 
 def summarize(statistics: dict[str, np.ndarray], data_name: str, num_modes: int) -> dict[str, Any]:

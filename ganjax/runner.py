@@ -241,13 +241,19 @@ def _host_batches(config, experiment: Experiment, start_batch: int) -> Iterator[
                               start_batch=start_batch)
 
 
+def fixed_noise_samples(state: train.GANState, num: int) -> jax.Array:
+  """`num` samples from the run's fixed noise (the same latents at every step and on resume):
+  what sample pictures, periodic evaluation and summary.json show. Jit- and vmap-able."""
+  return train.sample(state, num, jax.random.fold_in(state.key, _SAMPLE_STREAM))
+
+
 def _fixed_noise_samples(state: train.GANState, num: int) -> np.ndarray:
-  return np.asarray(train.sample(state, num, jax.random.fold_in(state.key, _SAMPLE_STREAM)))
+  return np.asarray(fixed_noise_samples(state, num))
 
 
 def _mode_statistics(samples: np.ndarray, data) -> dict[str, float]:
-  """`metrics.mode_statistics` of samples from a 2-D toy mixture, as plain numbers."""
-  stats = metrics_lib.mode_statistics(samples, np.asarray(data.means), data.stds[0])
+  """`metrics.mixture_mode_statistics` of samples from a 2-D toy mixture, as plain numbers."""
+  stats = metrics_lib.mixture_mode_statistics(samples, data)
   return {"modes": int(stats["modes"]), "high_quality": float(stats["high_quality"]),
           "reverse_kl": float(stats["reverse_kl"])}
 

@@ -459,16 +459,14 @@ def generator_update(state: GANState, batch: jax.Array | None = None, *,
     The updated state and metrics: g_loss, g_fake (mean D(G(z)) seen by the generator),
     g_grad_norm, g_param_norm.
   """
-  objective = losses.get(state.spec.loss)
   key = _generator_key(state)
   z = _latents(state, key, axis_name, num_shards)
   real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
 
   def loss_fn(g_params):
     fake, g_collections = _generate(state, g_params, z, axis_name)
-    fake_logits, collections = _discriminate(state, state.d_params, d_collections, fake, axis_name)
-    loss = objective.generator(real_logits, fake_logits)
-    metrics = {"g_loss": loss, "g_fake": _mean_output(fake_logits, objective)}
+    loss, (metrics, collections) = _generator_loss(state, real_logits, d_collections, fake,
+                                                   axis_name)
     return loss, (metrics, g_collections, collections)
 
   grads, (metrics, g_collections, d_collections) = jax.grad(loss_fn, has_aux=True)(state.g_params)
@@ -479,18 +477,23 @@ def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key,
                                num_shards) -> tuple[GANState, Metrics]:
   """The generator update on fakes already generated with the current generator parameters:
   the loss's gradient with respect to the fakes, pulled back through `generator_vjp`."""
-  objective = losses.get(state.spec.loss)
   real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
-
-  def loss_fn(fake):
-    fake_logits, collections = _discriminate(state, state.d_params, d_collections, fake, axis_name)
-    loss = objective.generator(real_logits, fake_logits)
-    return loss, ({"g_loss": loss, "g_fake": _mean_output(fake_logits, objective)}, collections)
-
-  fake_grads, (metrics, d_collections) = jax.grad(loss_fn, has_aux=True)(fake)
+  fake_grads, (metrics, d_collections) = jax.grad(
+      lambda fake: _generator_loss(state, real_logits, d_collections, fake, axis_name),
+      has_aux=True)(fake)
   grads, = generator_vjp(fake_grads)
   return _apply_generator_gradient(state, grads, metrics, state.g_collections, d_collections,
                                    axis_name)
+
+
+def _generator_loss(state: GANState, real_logits, d_collections, fake, axis_name):
+  """The generator's loss on `fake` through the current discriminator, with its metrics
+  (g_loss, g_fake) and the discriminator's collections: (loss, (metrics, collections)), as
+  `jax.grad(..., has_aux=True)` takes it."""
+  objective = losses.get(state.spec.loss)
+  fake_logits, collections = _discriminate(state, state.d_params, d_collections, fake, axis_name)
+  loss = objective.generator(real_logits, fake_logits)
+  return loss, ({"g_loss": loss, "g_fake": _mean_output(fake_logits, objective)}, collections)
 
 
 def _generator_real_logits(state: GANState, batch, key, axis_name, num_shards):

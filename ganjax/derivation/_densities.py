@@ -79,10 +79,16 @@ def affine_params(mean: jax.typing.ArrayLike, std: jax.typing.ArrayLike) -> dict
   return {"Dense_0": {"kernel": std.reshape(1, 1), "bias": mean.reshape(1)}}
 
 
+def affine_of(g_params: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
+  """(b, w) of `affine_generator` parameters, G(z) = b + w z (any leading axes are kept)."""
+  dense = g_params["Dense_0"]
+  return dense["bias"][..., 0], dense["kernel"][..., 0, 0]
+
+
 def affine_mean_std(g_params: Any) -> tuple[float, float]:
   """(mean, std) of p_g for the parameters of an `affine_generator`."""
-  dense = g_params["Dense_0"]
-  return float(dense["bias"][0]), float(jnp.abs(dense["kernel"][0, 0]))
+  b, w = affine_of(g_params)
+  return float(b), float(jnp.abs(w))
 
 
 def mlp_discriminator(config: Any) -> mlp.MLPDiscriminator:

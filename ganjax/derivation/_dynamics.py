@@ -18,26 +18,14 @@ import numpy as np
 
 from ganjax import losses
 from ganjax import train
-from ganjax.models import MLPGenerator
+from ganjax.derivation import _densities
 
 DATA_SHAPE = (1,)
 
 
-def affine_generator() -> nn.Module:
-  """G(z) = b + w z on a 1-D latent: `MLPGenerator` with no hidden layer."""
-  return MLPGenerator(output_dim=1, hidden=())
-
-
-def affine_params(b: float, w: float) -> dict[str, Any]:
-  """The parameters of `affine_generator` for G(z) = b + w z."""
-  return {"Dense_0": {"kernel": jnp.full((1, 1), w, jnp.float32),
-                      "bias": jnp.full((1,), b, jnp.float32)}}
-
-
-def affine_of(g_params: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
-  """(b, w) of `affine_generator` parameters (any leading axes are kept)."""
-  dense = g_params["Dense_0"]
-  return dense["bias"][..., 0], dense["kernel"][..., 0, 0]
+# The affine generator G(z) = b + w z is the one the density studies use.
+affine_generator, affine_params, affine_of = (_densities.affine_generator,
+                                              _densities.affine_params, _densities.affine_of)
 
 
 def create_states(generator: nn.Module, discriminator: nn.Module, spec: train.GANSpec,
@@ -55,10 +43,8 @@ def create_states(generator: nn.Module, discriminator: nn.Module, spec: train.GA
     One state per seed.
   """
   g_tx, d_tx = train.make_optimizer(g_optimizer), train.make_optimizer(d_optimizer)
-  # create_state jits a new function on every call; a jit around it compiles once for all seeds.
-  initialise = jax.jit(lambda seed: train.create_state(
-      generator, discriminator, g_tx, d_tx, spec, DATA_SHAPE, seed))
-  return [initialise(seed) for seed in seeds]
+  return [train.create_state(generator, discriminator, g_tx, d_tx, spec, DATA_SHAPE, seed)
+          for seed in seeds]
 
 
 def create_state(generator: nn.Module, discriminator: nn.Module, spec: train.GANSpec,
@@ -72,16 +58,8 @@ def create_state(generator: nn.Module, discriminator: nn.Module, spec: train.GAN
   return state
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps",))
-def train_discriminator(state: train.GANState, num_steps: int
-                        ) -> tuple[train.GANState, train.Metrics]:
-  """`num_steps` discriminator updates against the fixed generator, in one `lax.scan`.
-
-  Returns:
-    The state and the metrics of every update, stacked.
-  """
-  return jax.lax.scan(lambda state, _: train.discriminator_update(state), state,
-                      length=num_steps)
+# `num_steps` discriminator updates against the fixed generator in one `lax.scan`, jitted.
+train_discriminator = jax.jit(_densities.discriminator_updates, static_argnames=("num_steps",))
 
 
 def generate(state: train.GANState, g_params: Any, z: jax.typing.ArrayLike) -> jax.Array:

@@ -78,7 +78,7 @@ def _trained_discriminators(config, data, points: np.ndarray) -> train.GANState:
                                  {"name": "adam", "learning_rate": learning_rate}, config.seed)
   states = [state.replace(g_params=_dynamics.affine_params(b, w)) for b, w in points]
   states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-  states, _ = jax.vmap(lambda s: _dynamics.train_discriminator(s, steps))(states)
+  states, _ = jax.vmap(lambda s: _dynamics.train_discriminator(s, num_steps=steps))(states)
   return states
 
 

@@ -65,7 +65,8 @@ def run(config, workdir: pathlib.Path) -> Report:
       _dynamics.affine_generator(), discriminator, spec, _optimizer(config, "sgd"),
       dict(config.discriminator.optimizer), config.seed,
       g_params=_dynamics.affine_params(config.generator.offset, config.generator.scale))
-  state, pretrain_metrics = _dynamics.train_discriminator(state, config.pretrain_steps)
+  state, pretrain_metrics = _dynamics.train_discriminator(
+      state, num_steps=config.pretrain_steps)
 
   z = jnp.asarray(_dynamics.normal_quantiles(config.sweep.samples))
   offsets = np.linspace(config.sweep.low, config.sweep.high, config.sweep.num)
