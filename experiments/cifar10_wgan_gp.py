@@ -15,6 +15,8 @@ example); their code uses 5x5 kernels where this preset has 4x4.
 import ml_collections
 from ml_collections import config_dict
 
+from ganjax import evaluation
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -52,7 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "sample_every": 1000,
       "keep_checkpoints": 3,
   })
-  config.eval = ml_collections.ConfigDict({"num_samples": 10_000})
+  # Image quality every eval.every steps on fixed noise, into metrics.jsonl and summary.json; the
+  # best checkpoint by eval.best in best/ (ganjax.evaluation).
+  config.eval = evaluation.eval_config(metrics="fid,kid", features="inception", every=10000,
+                                       best="fid")
   if arg == "tiny":
     config.train.steps = 4
     config.train.batch_size = 8
@@ -64,6 +69,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.discriminator_kwargs.base_features = 4
     config.model.latent_dim = 8
     config.eval.num_samples = 16
+    config.eval.metrics = ""  # needs the Inception weight file
+    config.eval.every = 0
+    config.eval.best = ""
   elif arg:
     raise ValueError(f"unknown argument {arg!r} for experiments/cifar10_wgan_gp.py; valid: tiny")
   return config

@@ -17,6 +17,8 @@ the default beta1 0.9). Loss: non-saturating.
 import ml_collections
 from ml_collections import config_dict
 
+from ganjax import evaluation
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -53,7 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "sample_every": 1000,
       "keep_checkpoints": 3,
   })
-  config.eval = ml_collections.ConfigDict({"num_samples": 10_000})
+  # Image quality every eval.every steps on fixed noise, into metrics.jsonl and summary.json; the
+  # best checkpoint by eval.best in best/ (ganjax.evaluation).
+  config.eval = evaluation.eval_config(metrics="fid,kid,precision_recall,density_coverage", features="classifier", every=1000,
+                                       best="fid")
   if arg == "tiny":
     config.train.steps = 4
     config.train.batch_size = 8
@@ -65,6 +70,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.discriminator_kwargs.base_features = 4
     config.model.latent_dim = 8
     config.eval.num_samples = 16
+    config.eval.num_real = 16
+    config.eval.batch_size = 8
+    config.eval.every = 2
+    config.eval.classifier_steps = 3
   elif arg:
     raise ValueError(f"unknown argument {arg!r} for experiments/mnist_dcgan.py; valid: tiny")
   return config

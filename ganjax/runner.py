@@ -10,10 +10,15 @@ A workdir holds:
   metrics.jsonl       one JSON object per logged step: means of the training metrics since the
                       last line, steps per second; every `eval.every` steps on 2-D toy data, the
                       mode statistics (modes, high_quality, reverse_kl) of `eval.num_samples`
-                      samples from fixed noise (`ganjax.metrics.mode_statistics`)
+                      samples from fixed noise (`ganjax.metrics.mode_statistics`);
+                      on image data with `eval.metrics`, the image-quality measures (fid, kid,
+                      precision, recall, density, coverage; `ganjax.evaluation`) every
+                      `eval.every` steps, with eval_seconds
   events.out.*        the same metrics for TensorBoard (clu metric writers)
   samples_<step>.png  samples from fixed noise (the EMA generator when the run keeps one)
-  samples.npy, summary.json   final samples and their statistics
+  samples.npy, summary.json   final samples and their statistics (image-quality measures too)
+  best/, best.json    with `eval.best`: the checkpoint with the best value of that measure
+  classifier.msgpack  with `eval.features='classifier'`: the run's feature classifier
 
 Starting in a workdir that holds checkpoints of the same experiment resumes from the latest one,
 and continues exactly as an uninterrupted run would. SIGTERM or SIGINT (a batch job's
@@ -46,6 +51,9 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
                     "train.sample_every", "train.keep_checkpoints", "train.parallel", "eval",
                     "data.data_dir")
 _SAMPLE_STREAM = 0x5A3E
+# What a new run may find in its workdir before its first checkpoint: the checkpoint folder, and
+# the feature classifier an earlier, interrupted start trained.
+_FIRST_FILES = ("checkpoints", "classifier.msgpack")
 
 
 class RunError(Exception):
@@ -193,7 +201,8 @@ class _Log:
     rate = (step - self.start_step) / max(elapsed, 1e-9)
     left = (self.total_steps - step) / max(rate, 1e-9)
     shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("d_loss", "g_loss", "d_real", "d_fake",
-                                                       "modes", "high_quality", "reverse_kl")
+                                                       "modes", "high_quality", "reverse_kl",
+                                                       "fid", "kid", "precision", "recall")
                       if k in values)
     speed = f"{steps_per_s:.1f} steps/s  " if steps_per_s is not None else ""
     print(f"step {step}/{self.total_steps}  {shown}  {speed}{_duration(left)} left", flush=True)
@@ -258,14 +267,30 @@ def _mode_statistics(samples: np.ndarray, data) -> dict[str, float]:
           "reverse_kl": float(stats["reverse_kl"])}
 
 
-def _check_eval(config, experiment: Experiment) -> None:
+def _check_eval(config, experiment: Experiment) -> dict[str, Any] | None:
+  """The image-quality evaluation settings (`ganjax.evaluation.settings`) of an image run that
+  asks for any, else None; every eval field checked."""
   every = config.get("eval", {}).get("every", 0)
   if not isinstance(every, int) or every < 0:
     raise RunError(f"eval.every must be a non-negative integer (0: off), got {every!r}")
   data = experiment.spec.data
-  if every and (data is None or data.dim != 2):
-    raise RunError(f"eval.every needs 2-D toy data (ring, grid), not data.name "
-                   f"{config.data.get('name')!r}; set eval.every=0")
+  if data is not None:
+    if config.get("eval", {}).get("metrics"):
+      raise RunError(f"eval.metrics needs image data, not data.name {config.data.get('name')!r}; "
+                     "set eval.metrics=''")
+    if every and data.dim != 2:
+      raise RunError(f"eval.every needs 2-D toy data (ring, grid) or image data, not data.name "
+                     f"{config.data.get('name')!r}; set eval.every=0")
+    return None
+  from ganjax import evaluation
+  try:
+    values = evaluation.settings(config)
+  except evaluation.EvaluationError as error:
+    raise RunError(str(error)) from None
+  if every and not values["metrics"]:
+    raise RunError("eval.every needs eval.metrics on image data (fid, kid, precision_recall, "
+                   "density_coverage); set eval.every=0 or eval.metrics")
+  return values if values["metrics"] else None
 
 
 def new_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -306,7 +331,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     return mode_collapse.run(config, workdir)
   workdir = pathlib.Path(workdir)
   experiment = build_experiment(config)
-  _check_eval(config, experiment)
+  eval_settings = _check_eval(config, experiment)
   parallel = config.train.parallel
   config_json = config_to_dict(config)
   periods = _periods(config)
@@ -318,7 +343,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
                                                                                3) or 3))
   try:
     latest = checkpoints.latest_step()
-    if latest is None and workdir.exists() and any(p.name != "checkpoints"
+    if latest is None and workdir.exists() and any(p.name not in _FIRST_FILES
                                                    for p in workdir.iterdir()):
       raise RunError(f"workdir {workdir} holds files but no checkpoint to resume; give a new or "
                      "empty directory (nothing in it was changed)")
@@ -328,16 +353,52 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         raise RunError(f"workdir {workdir} holds a run of another experiment (it differs in "
                        f"{', '.join(differences[:5])}); give a new directory (nothing in it was "
                        "changed)")
+    evaluator = _evaluator(config, workdir, experiment) if eval_settings else None
     return _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
-                total_steps, parallel)
+                total_steps, parallel, evaluator)
   except checkpoint_lib.CheckpointError as error:
     raise RunError(str(error)) from None
   finally:
     checkpoints.close()
 
 
+def _evaluator(config, workdir: pathlib.Path, experiment: Experiment):
+  """`ganjax.evaluation.Evaluator` of an image run (trains the run's feature classifier and
+  computes the real features the first time)."""
+  from ganjax import evaluation
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return evaluation.Evaluator(config, workdir, experiment.data_shape)
+  except evaluation.EvaluationError as error:
+    raise RunError(str(error)) from None
+
+
+class _Best:
+  """The checkpoint with the best value of one measure, in `<workdir>/best/`, and best.json."""
+
+  def __init__(self, workdir: pathlib.Path, measure: str):
+    from ganjax import evaluation
+    self.measure, self.sign = measure, evaluation.BEST[measure]
+    self.path = workdir / "best.json"
+    self.record = json.loads(self.path.read_text()) if self.path.exists() else None
+    self.checkpoints = checkpoint_lib.Checkpointer(workdir / "best", keep=1, async_save=False)
+
+  def update(self, step: int, values: dict[str, float], state, config_json) -> None:
+    value = values[self.measure]
+    if not math.isfinite(value) or (self.record is not None and
+                                    self.sign * value <= self.sign * self.record["value"]):
+      return
+    self.checkpoints.save(step, state, config=config_json, data={"batches": step}, force=True)
+    self.record = {"measure": self.measure, "value": value, "step": step, **values}
+    if jax.process_index() == 0:
+      self.path.write_text(json.dumps(self.record, indent=2) + "\n")
+
+  def close(self):
+    self.checkpoints.close()
+
+
 def _run(config, workdir, experiment, checkpoints, latest, config_json, periods, total_steps,
-         parallel) -> dict[str, Any]:
+         parallel, evaluator=None) -> dict[str, Any]:
   started = time.perf_counter()
   spec = experiment.spec
   create = functools.partial(train.create_state, experiment.generator, experiment.discriminator,
@@ -364,6 +425,9 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
   log = _Log(workdir, start_step, total_steps)
   num_samples = int(config.get("eval", {}).get("num_samples", 64) or 64)
   eval_every = _eval_every(config)
+  best = (_Best(workdir, evaluator.settings["best"])
+          if evaluator is not None and evaluator.settings["best"] else None)
+  evaluated: dict[int, dict[str, float]] = {}
   last_saved = latest
   pending: list[dict[str, jax.Array]] = []
   step, window_start, window_time = start_step, start_step, time.perf_counter()
@@ -413,7 +477,15 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
             now = time.perf_counter()
             line, steps_per_s = means, (step - window_start) / (now - window_time)
             window_start, window_time = step, now
-        if evaluate:
+        if evaluate and evaluator is not None:
+          single = train.unreplicate(state, parallel)
+          evaluation_start = time.perf_counter()
+          evaluated[step] = evaluator(single)
+          line = {**line, **evaluated[step],
+                  "eval_seconds": round(time.perf_counter() - evaluation_start, 2)}
+          if best is not None:
+            best.update(step, evaluated[step], single, config_json)
+        elif evaluate:
           samples = _fixed_noise_samples(train.unreplicate(state, parallel), num_samples)
           line = {**line, **_mode_statistics(samples, spec.data)}
         if line:
@@ -444,6 +516,8 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
       checkpoints.wait()
   finally:
     log.close()
+    if best is not None:
+      best.close()
 
   state = train.unreplicate(state, parallel)
   samples = _fixed_noise_samples(state, num_samples)
@@ -452,6 +526,13 @@ def _run(config, workdir, experiment, checkpoints, latest, config_json, periods,
     np.save(workdir / "samples.npy", samples)
     if spec.data is not None and spec.data.dim == 2:
       summary.update(_mode_statistics(samples, spec.data), num_modes=len(spec.data.means))
+    if evaluator is not None:
+      summary.update(evaluated.get(step) or evaluator(state),
+                     features=evaluator.network.name, num_samples=evaluator.settings["num_samples"],
+                     num_real=evaluator.settings["num_real"])
+      if best is not None and best.record is not None:
+        summary["best"] = {"measure": best.measure, "value": best.record["value"],
+                           "step": best.record["step"]}
     if spec.data is None or spec.data.dim <= 2:
       pictures.save_samples(workdir / "samples.png", samples, spec.data, title=f"step {step}")
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

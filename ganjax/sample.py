@@ -10,17 +10,6 @@ import sys
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "The run's workdir (it holds checkpoints/).")
-flags.DEFINE_integer("num", 64, "Number of samples.")
-flags.DEFINE_string("out", None, "Where to write the samples (.npy).")
-flags.DEFINE_string("grid", None, "Where to write a picture of the samples (.png).")
-flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-flags.DEFINE_bool("ema", True, "Use the EMA generator when the run keeps one.")
-flags.mark_flags_as_required(["workdir", "out"])
-
-
 def load_state(workdir, step=None):
   """The training state and config of the run in `workdir` (latest checkpoint by default)."""
   import functools
@@ -58,8 +47,22 @@ def generate(state, num: int, seed: int = 0, use_ema: bool = True, batch_size: i
   return np.concatenate(parts)
 
 
+def _define_flags() -> None:
+  """The command's flags, defined only when it runs as a program (`ganjax.evaluate` imports
+  this module and defines flags of the same names)."""
+  flags.DEFINE_string("workdir", None, "The run's workdir (it holds checkpoints/).")
+  flags.DEFINE_integer("num", 64, "Number of samples.")
+  flags.DEFINE_string("out", None, "Where to write the samples (.npy).")
+  flags.DEFINE_string("grid", None, "Where to write a picture of the samples (.png).")
+  flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  flags.DEFINE_bool("ema", True, "Use the EMA generator when the run keeps one.")
+  flags.mark_flags_as_required(["workdir", "out"])
+
+
 def main(argv):
   del argv
+  FLAGS = flags.FLAGS
   import numpy as np
 
   from ganjax import checkpoint as checkpoint_lib
@@ -78,4 +81,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

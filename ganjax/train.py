@@ -69,6 +69,9 @@ class _Jitted:
     return self._jitted
 
   def __call__(self, *args, **kwargs):
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
+      # Called inside another jitted function: that one's compilation (and options) applies.
+      return self._fun(*args, **kwargs)
     return self._get()(*args, **kwargs)
 
   def lower(self, *args, **kwargs):
@@ -176,10 +179,23 @@ class GANState(struct.PyTreeNode):
 
 def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
   """An optax optimizer from a config: name ('adam', 'adamw', 'rmsprop', 'sgd'), learning_rate,
-  b1, b2 (Adam), weight_decay (AdamW), and clip (weight clipping after the update, WGAN)."""
+  b1, b2 (Adam), weight_decay (AdamW), clip (weight clipping after the update, WGAN), and
+  decay_steps / decay_to: the learning rate falls linearly from learning_rate to
+  learning_rate * decay_to over the player's first decay_steps updates (a discriminator makes
+  n_critic updates per training step) and stays there (decay_steps 0 or absent: constant)."""
   config = dict(config)
   name = config.pop("name", "adam")
   clip = config.pop("clip", None)
+  decay_steps = config.pop("decay_steps", 0) or 0
+  decay_to = config.pop("decay_to", 0.0)
+  if decay_steps:
+    if not (isinstance(decay_steps, int) and decay_steps > 0 and 0.0 <= decay_to <= 1.0):
+      raise ValueError(f"optimizer decay_steps must be a positive int and decay_to in [0, 1], "
+                       f"got {decay_steps!r}, {decay_to!r}")
+    if "learning_rate" not in config:
+      raise ValueError("optimizer decay_steps needs a learning_rate")
+    config["learning_rate"] = optax.linear_schedule(
+        config["learning_rate"], config["learning_rate"] * decay_to, decay_steps)
   builders = {"adam": optax.adam, "adamw": optax.adamw, "rmsprop": optax.rmsprop,
               "sgd": optax.sgd}
   if name not in builders:

@@ -4,7 +4,10 @@ XLA reads the flag when jax is first imported, so it is set here, before any tes
 imports jax.
 """
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Caches (converted Inception weights, real-data features) go to a fresh folder, not ~/.cache.
+os.environ["GANJAX_CACHE"] = tempfile.mkdtemp(prefix="ganjax-test-cache-")

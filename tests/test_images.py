@@ -200,3 +200,124 @@ def test_folder_without_the_split_or_images_says_the_layout(tmp_path):
   (tmp_path / "train" / "cats").mkdir(parents=True)
   with pytest.raises(images.DatasetNotPrepared, match="no images in 'train'.*<label>"):
     images.check_dataset(config)
+
+
+def _take_pairs(iterator, num):
+  """`num` (images, labels) items of an iterator, stacked into (images, labels)."""
+  pairs = [next(iterator) for _ in range(num)]
+  del iterator
+  gc.collect()
+  return np.stack([images for images, _ in pairs]), np.stack([labels for _, labels in pairs])
+
+
+def _read_directly(name, split="train", **kwargs):
+  """(uint8 images, labels) of a split as `tfds.load` reads it, in its file order."""
+  examples = list(tfds.as_numpy(tfds.load(name, split=split, shuffle_files=False, **kwargs)))
+  return (np.stack([example["image"] for example in examples]),
+          np.array([example["label"] for example in examples]))
+
+
+def _pixels(batches):
+  """Images in [-1, 1] back as their 8-bit pixel values."""
+  return np.rint((batches + 1.0) * 127.5).astype(np.uint8)
+
+
+def test_labels_are_those_of_the_images_they_come_with():
+  with tfds.testing.mock_data(num_examples=12):
+    stored_images, stored_labels = _read_directly("mnist")
+    config = {"name": "mnist", "shuffle_buffer": 8}
+    batches, labels = _take_pairs(images.make_iterator(
+        config, batch_size=4, n_critic=2, seed=1, process_index=0, process_count=1,
+        with_labels=True), 3)
+    without_labels = _take(images.make_iterator(config, batch_size=4, n_critic=2, seed=1,
+                                                process_index=0, process_count=1), 3)
+  assert labels.shape == (3, 2, 4) and labels.dtype == np.int32
+  np.testing.assert_array_equal(batches, without_labels)
+  # Random mock images are all different: each yielded image is one stored example.
+  flat = _pixels(batches).reshape(-1, 28 * 28)
+  matches = np.all(flat[:, None, :] == stored_images.reshape(1, -1, 28 * 28), axis=-1)
+  assert np.all(matches.sum(axis=1) == 1)
+  order = matches.argmax(axis=1)
+  np.testing.assert_array_equal(labels.ravel(), stored_labels[order])
+  assert sorted(order[:12]) == list(range(12)) and list(order[:12]) != list(range(12))
+
+
+def test_labels_of_a_shard_follow_its_shuffled_examples(mnist_dir):
+  # The numbered 'mnist' has label i % 10 for example i.
+  batches, labels = _take_pairs(images.make_iterator(
+      _mnist(mnist_dir), batch_size=8, seed=4, process_index=1, process_count=2,
+      with_labels=True), 6)
+  np.testing.assert_array_equal(labels, _indices(batches) % 10)
+  shard_images, shard_labels = _read_directly("mnist", split=tfds.even_splits("train", n=2)[1],
+                                              data_dir=mnist_dir)
+  shard_indices = shard_images[:, 0, 0, 0] // 5
+  np.testing.assert_array_equal(shard_labels, shard_indices % 10)
+  assert set(_indices(batches).ravel()) == set(shard_indices)
+
+
+def test_num_classes_and_datasets_without_labels():
+  with tfds.testing.mock_data(num_examples=4):
+    assert images.num_classes({"name": "mnist"}) == 10
+    assert images.num_classes({"name": "cifar10"}) == 10
+    config = {"name": "celeb_a"}
+    for read in (lambda: images.num_classes(config),
+                 lambda: images.make_iterator(config, batch_size=4, with_labels=True,
+                                              process_index=0, process_count=1),
+                 lambda: images.finite_batches(config, batch_size=4, with_labels=True,
+                                               process_index=0, process_count=1)):
+      with pytest.raises(ValueError, match="dataset 'celeb_a' has no class labels") as error:
+        read()
+      assert "\n" not in str(error.value)
+
+
+def test_finite_batches_are_one_pass_in_file_order():
+  with tfds.testing.mock_data(num_examples=12):
+    stored_images, stored_labels = _read_directly("mnist")
+    config = {"name": "mnist"}
+    first_ten = list(images.finite_batches(config, batch_size=4, num_examples=10,
+                                           with_labels=True, process_index=0, process_count=1))
+    whole = list(images.finite_batches(config, batch_size=5, process_index=0, process_count=1))
+  assert [len(batch) for batch, _ in first_ten] == [4, 4, 2]
+  batches = np.concatenate([batch for batch, _ in first_ten])
+  assert batches.dtype == np.float32 and batches.shape == (10, 28, 28, 1)
+  np.testing.assert_array_equal(batches, stored_images[:10] / np.float32(127.5) - 1)
+  labels = np.concatenate([labels for _, labels in first_ten])
+  assert labels.dtype == np.int32
+  np.testing.assert_array_equal(labels, stored_labels[:10])
+  assert [len(batch) for batch in whole] == [5, 5, 2]
+  np.testing.assert_array_equal(_pixels(np.concatenate(whole)), stored_images)
+
+
+def test_finite_batches_of_a_shard_and_too_few_examples(mnist_dir):
+  config = _mnist(mnist_dir)
+  stored_images, _ = _read_directly("mnist", data_dir=mnist_dir)
+  shard = list(images.finite_batches(config, batch_size=8, process_index=1, process_count=2))
+  assert [len(batch) for batch in shard] == [8, 8, 4]
+  np.testing.assert_array_equal(_pixels(np.concatenate(shard)), stored_images[20:])
+  # The shortage shows only once the shard runs out, after the batches it has.
+  batches = images.finite_batches(config, batch_size=8, num_examples=21, process_index=1,
+                                  process_count=2)
+  assert len(next(batches)) == 8
+  with pytest.raises(ValueError, match="has 20 examples, fewer than the 21 asked for") as error:
+    list(batches)
+  assert "\n" not in str(error.value) and "shard 1 of 2" in str(error.value)
+  exact = list(images.finite_batches(config, batch_size=8, num_examples=20, process_index=1,
+                                     process_count=2))
+  assert sum(len(batch) for batch in exact) == 20
+
+
+def test_folder_labels_are_the_directories(tmp_path):
+  # cats (label 0) have values 0, 10, 20 and dogs (label 1) 30, 40, 50.
+  for index in range(3):
+    for label, name in enumerate(("cats", "dogs")):
+      _write_png(str(tmp_path / "train" / name / f"{index}.png"),
+                 np.full((4, 4, 1), 10 * (index + 3 * label), np.uint8))
+  config = {"name": "folder", "folder": str(tmp_path), "image_size": 4, "channels": 1,
+            "shuffle_buffer": 6}
+  assert images.num_classes(config) == 2
+  batches, labels = _take_pairs(images.make_iterator(config, batch_size=6, with_labels=True,
+                                                     process_index=0, process_count=1), 2)
+  np.testing.assert_array_equal(labels, (_pixels(batches)[..., 0, 0, 0] >= 30).astype(int))
+  (pairs,) = list(images.finite_batches(config, batch_size=6, with_labels=True,
+                                        process_index=0, process_count=1))
+  np.testing.assert_array_equal(pairs[1], (_pixels(pairs[0])[:, 0, 0, 0] >= 30).astype(int))

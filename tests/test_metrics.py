@@ -1,6 +1,8 @@
-"""Mode statistics against a direct numpy computation on hand-made sample sets."""
+"""Mode statistics and the image-feature metrics against direct numpy and scipy computations."""
 import numpy as np
 import pytest
+import scipy.linalg
+import scipy.spatial.distance
 
 from ganjax import metrics
 from ganjax.data import toy
@@ -54,3 +56,232 @@ def test_ring_modes_are_eight_distinct_points():
   np.testing.assert_allclose(np.linalg.norm(means, axis=1), 1.0, rtol=1e-6)
   grid = np.asarray(toy.grid().means)
   assert sorted(set(np.round(grid[:, 0], 6))) == [-4, -2, 0, 2, 4]
+
+
+def correlated_gaussian(rng, num_samples, dim, shift=0.0):
+  mixing = rng.standard_normal((dim, dim)) / np.sqrt(dim)
+  return rng.standard_normal((num_samples, dim)) @ mixing + shift
+
+
+def scipy_frechet_distance(mean_a, cov_a, mean_b, cov_b):
+  covariance_sqrt = scipy.linalg.sqrtm(cov_a @ cov_b).real
+  return (np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
+          - 2 * np.trace(covariance_sqrt))
+
+
+def scipy_frechet_distance_of_features(a, b):
+  return scipy_frechet_distance(np.mean(a, axis=0), np.cov(a, rowvar=False),
+                                np.mean(b, axis=0), np.cov(b, rowvar=False))
+
+
+@pytest.mark.parametrize("seed,dim", [(0, 16), (1, 32), (2, 64)])
+def test_frechet_distance_matches_scipy_sqrtm(seed, dim):
+  rng = np.random.default_rng(seed)
+  a = correlated_gaussian(rng, 400, dim)
+  b = correlated_gaussian(rng, 300, dim, shift=0.3)
+  fid = metrics.frechet_distance(a, b)
+  assert isinstance(fid, float) and fid > 1.0
+  np.testing.assert_allclose(fid, scipy_frechet_distance_of_features(a, b), rtol=1e-8)
+
+
+def test_frechet_distance_of_gaussian_statistics_in_closed_form():
+  rng = np.random.default_rng(3)
+  dim = 24
+  mean_a, mean_b = rng.standard_normal(dim), rng.standard_normal(dim)
+  factor_a, factor_b = rng.standard_normal((2, dim, dim))
+  cov_a, cov_b = factor_a @ factor_a.T / dim, factor_b @ factor_b.T / dim
+  stats_a = metrics.FeatureStatistics(mean=mean_a, covariance=cov_a, count=1000)
+  stats_b = metrics.FeatureStatistics(mean=mean_b, covariance=cov_b, count=1000)
+  np.testing.assert_allclose(metrics.frechet_distance_from_statistics(stats_a, stats_b),
+                             scipy_frechet_distance(mean_a, cov_a, mean_b, cov_b), rtol=1e-9)
+  # Commuting (diagonal) covariances: sum of (sqrt(s_a) - sqrt(s_b))^2, no matrix square root.
+  var_a, var_b = rng.uniform(0.1, 3.0, (2, dim))
+  diagonal_a = metrics.FeatureStatistics(mean=mean_a, covariance=np.diag(var_a), count=2)
+  diagonal_b = metrics.FeatureStatistics(mean=mean_b, covariance=np.diag(var_b), count=2)
+  expected = np.sum((mean_a - mean_b) ** 2) + np.sum((np.sqrt(var_a) - np.sqrt(var_b)) ** 2)
+  np.testing.assert_allclose(metrics.frechet_distance_from_statistics(diagonal_a, diagonal_b),
+                             expected, rtol=1e-12)
+
+
+def test_frechet_distance_of_identical_sets_is_zero():
+  rng = np.random.default_rng(4)
+  a = correlated_gaussian(rng, 500, 48, shift=5.0)
+  trace = np.trace(np.cov(a, rowvar=False))
+  assert abs(metrics.frechet_distance(a, a)) <= 1e-8 * trace
+  assert abs(metrics.frechet_distance(a, a[::-1])) <= 1e-8 * trace
+
+
+def test_frechet_distance_with_fewer_samples_than_dims():
+  rng = np.random.default_rng(5)
+  a, b = rng.standard_normal((10, 64)), rng.standard_normal((10, 64)) + 0.2
+  fid = metrics.frechet_distance(a, b)
+  assert np.isfinite(fid) and fid > 0
+  np.testing.assert_allclose(fid, scipy_frechet_distance_of_features(a, b), rtol=1e-6)
+  assert abs(metrics.frechet_distance(a, a)) <= 1e-8 * np.trace(np.cov(a, rowvar=False))
+
+
+def test_frechet_distance_rejects_mismatched_dims_and_single_samples():
+  with pytest.raises(ValueError, match="dim"):
+    metrics.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+  with pytest.raises(ValueError, match="2 samples"):
+    metrics.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+@pytest.mark.parametrize("offset,spread", [(0.0, 1.0), (1e3, 1e-2)])
+def test_running_statistics_over_uneven_batches_match_numpy(offset, spread):
+  rng = np.random.default_rng(6)
+  features = offset + spread * correlated_gaussian(rng, 1000, 8)
+  running = metrics.RunningStatistics()
+  start = 0
+  for size in (1, 7, 0, 300, 2, 690):
+    running.update(features[start:start + size])
+    start += size
+  stats = running.result()
+  expected_cov = np.cov(features, rowvar=False)
+  assert stats.count == 1000 and stats.mean.dtype == np.float64
+  np.testing.assert_allclose(stats.mean, np.mean(features, axis=0), rtol=1e-13)
+  np.testing.assert_allclose(stats.covariance, expected_cov, rtol=1e-9,
+                             atol=1e-9 * np.max(np.abs(expected_cov)))
+  whole = metrics.feature_statistics(features)
+  np.testing.assert_allclose(whole.covariance, expected_cov, rtol=1e-9,
+                             atol=1e-9 * np.max(np.abs(expected_cov)))
+  with pytest.raises(ValueError, match="dim"):
+    running.update(np.zeros((3, 9)))
+
+
+def test_statistics_save_load_round_trip_and_missing_keys(tmp_path):
+  stats = metrics.feature_statistics(np.random.default_rng(7).standard_normal((50, 6)))
+  path = tmp_path / "real_stats.npz"
+  metrics.save_statistics(path, stats)
+  loaded = metrics.load_statistics(path)
+  np.testing.assert_array_equal(loaded.mean, stats.mean)
+  np.testing.assert_array_equal(loaded.covariance, stats.covariance)
+  assert loaded.count == 50
+  broken = tmp_path / "broken.npz"
+  np.savez(broken, mean=stats.mean)
+  with pytest.raises(ValueError, match=r"broken\.npz.*count, covariance"):
+    metrics.load_statistics(broken)
+
+
+def numpy_kid(a, b, num_subsets, subset_size, degree, gamma, coef0, seed):
+  rng = np.random.default_rng(seed)
+  m = min(subset_size, len(a), len(b))
+  mmds = []
+  for _ in range(num_subsets):
+    x = a[rng.choice(len(a), m, replace=False)]
+    y = b[rng.choice(len(b), m, replace=False)]
+    sum_xx = sum_yy = sum_xy = 0.0
+    for i in range(m):
+      for j in range(m):
+        if i != j:
+          sum_xx += (gamma * x[i] @ x[j] + coef0) ** degree
+          sum_yy += (gamma * y[i] @ y[j] + coef0) ** degree
+        sum_xy += (gamma * x[i] @ y[j] + coef0) ** degree
+    mmds.append((sum_xx + sum_yy) / (m * (m - 1)) - 2 * sum_xy / m**2)
+  return np.mean(mmds), np.std(mmds)
+
+
+@pytest.mark.parametrize("subset_size,degree,gamma,coef0", [(30, 3, None, 1.0),
+                                                             (500, 2, 0.3, 0.5)])
+def test_kid_matches_numpy_loop_over_the_same_subsets(subset_size, degree, gamma, coef0):
+  rng = np.random.default_rng(8)
+  a, b = rng.standard_normal((60, 10)), rng.standard_normal((45, 10)) * 1.3 + 0.2
+  result = metrics.kernel_inception_distance(a, b, num_subsets=4, subset_size=subset_size,
+                                             degree=degree, gamma=gamma, coef0=coef0, seed=11)
+  kid, kid_std = numpy_kid(a, b, 4, subset_size, degree, 1 / 10 if gamma is None else gamma,
+                           coef0, seed=11)
+  assert kid > 0.01
+  np.testing.assert_allclose(result["kid"], kid, rtol=1e-4)
+  np.testing.assert_allclose(result["kid_std"], kid_std, rtol=1e-3, atol=1e-6)
+
+
+def test_kid_near_zero_for_one_distribution_and_positive_for_two():
+  rng = np.random.default_rng(9)
+  a, b = rng.standard_normal((2, 600, 16))
+  shifted = rng.standard_normal((600, 16)) + 0.5
+  same = metrics.kernel_inception_distance(a, b, num_subsets=20, subset_size=200)
+  different = metrics.kernel_inception_distance(a, shifted, num_subsets=20, subset_size=200)
+  assert different["kid"] > 0.05 and different["kid"] > 10 * different["kid_std"] / np.sqrt(20)
+  assert abs(same["kid"]) < 0.02 * different["kid"]
+
+
+def knn_radii(features, k):
+  distances = scipy.spatial.distance.cdist(features, features)
+  np.fill_diagonal(distances, np.inf)
+  return np.sort(distances, axis=1)[:, k - 1]
+
+
+def numpy_precision_recall(real, fake, k):
+  fake_to_real = scipy.spatial.distance.cdist(fake, real)
+  precision = np.mean(np.any(fake_to_real <= knn_radii(real, k)[None, :], axis=1))
+  recall = np.mean(np.any(fake_to_real.T <= knn_radii(fake, k)[None, :], axis=1))
+  return precision, recall
+
+
+def numpy_density_coverage(real, fake, k):
+  radii = knn_radii(real, k)
+  real_to_fake = scipy.spatial.distance.cdist(real, fake)
+  density = np.sum(real_to_fake <= radii[:, None]) / (k * len(fake))
+  coverage = np.mean(np.min(real_to_fake, axis=1) <= radii)
+  return density, coverage
+
+
+def overlapping_sets(seed, offset=0.0):
+  rng = np.random.default_rng(seed)
+  real = rng.standard_normal((203, 8)) + offset
+  fake = 1.4 * rng.standard_normal((151, 8)) + 0.6 + offset
+  return real, fake
+
+
+@pytest.mark.parametrize("batch_size", [64, 4096])
+def test_precision_recall_and_density_coverage_match_numpy(batch_size):
+  real, fake = overlapping_sets(10)
+  pr = metrics.precision_recall(real, fake, k=3, batch_size=batch_size)
+  precision, recall = numpy_precision_recall(real, fake, 3)
+  assert 0.1 < precision < 0.9 and 0.5 < recall < 0.99
+  assert pr["precision"] == pytest.approx(precision) and pr["recall"] == pytest.approx(recall)
+  dc = metrics.density_coverage(real, fake, k=5, batch_size=batch_size)
+  density, coverage = numpy_density_coverage(real, fake, 5)
+  assert 0.1 < density < 0.9 and 0.1 < coverage < 0.9
+  assert dc["density"] == pytest.approx(density) and dc["coverage"] == pytest.approx(coverage)
+
+
+def test_neighbourhood_metrics_with_a_large_common_offset():
+  real, fake = overlapping_sets(12, offset=1e3)
+  assert (metrics.precision_recall(real, fake, batch_size=64)["precision"]
+          == pytest.approx(numpy_precision_recall(real, fake, 3)[0]))
+  assert (metrics.density_coverage(real, fake, batch_size=64)["density"]
+          == pytest.approx(numpy_density_coverage(real, fake, 5)[0]))
+
+
+def test_neighbourhood_metrics_of_identical_and_far_apart_sets():
+  real = np.random.default_rng(13).standard_normal((203, 8))
+  same_pr = metrics.precision_recall(real, real.copy(), batch_size=64)
+  same_dc = metrics.density_coverage(real, real.copy(), batch_size=64)
+  assert same_pr == {"precision": 1.0, "recall": 1.0} and same_dc["coverage"] == 1.0
+  assert same_dc["density"] >= 1.0  # each fake at least in the neighbourhood of its own copy
+  far = real + 100.0
+  assert metrics.precision_recall(real, far, batch_size=64) == {"precision": 0.0, "recall": 0.0}
+  assert metrics.density_coverage(real, far, batch_size=64) == {"density": 0.0, "coverage": 0.0}
+  with pytest.raises(ValueError, match="k must"):
+    metrics.precision_recall(real[:3], real, k=3)
+
+
+def test_neighbourhood_metrics_count_points_on_the_boundary():
+  # Integer features and a real set with mean exactly 0: squared distances are exact small
+  # integers, so many fakes lie exactly on a radius, where the balls are closed (<=).
+  rng = np.random.default_rng(14)
+  half = rng.integers(-1, 2, (101, 8))
+  real = np.concatenate([half, -half, np.zeros((1, 8), int)]).astype(np.float32)
+  fake = rng.integers(-1, 2, (151, 8)).astype(np.float32)
+  radii = knn_radii(real, 3)
+  fake_to_real = scipy.spatial.distance.cdist(fake, real)
+  assert np.any(fake_to_real == radii[None, :])
+  strict_precision = np.mean(np.any(fake_to_real < radii[None, :], axis=1))
+  precision, recall = numpy_precision_recall(real, fake, 3)
+  assert precision != strict_precision
+  pr = metrics.precision_recall(real, fake, batch_size=64)
+  assert pr["precision"] == pytest.approx(precision) and pr["recall"] == pytest.approx(recall)
+  density, coverage = numpy_density_coverage(real, fake, 5)
+  dc = metrics.density_coverage(real, fake, batch_size=64)
+  assert dc["density"] == pytest.approx(density) and dc["coverage"] == pytest.approx(coverage)

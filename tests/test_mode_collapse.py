@@ -118,6 +118,12 @@ def test_experiment_arguments():
   assert experiment(None).benchmark.config == "nonsat"
   with pytest.raises(ValueError, match="unknown word 'gan'.*tiny"):
     experiment("ring,gan")
+  assert experiment("ring,fast,pack2").optimizer.generator.decay_steps == 0
+  # decay: both learning rates decay over train.steps, also after train.steps is overridden.
+  decayed = experiment("wgan_gp,decay,grid")
+  decayed.train.steps = 3000
+  assert decayed.optimizer.generator.decay_steps == 3000
+  assert decayed.optimizer.discriminator.decay_steps == 3000 * 5 == 3000 * decayed.train.n_critic
 
 
 # ----------------------------------------------------------------------------- packed training

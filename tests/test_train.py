@@ -275,6 +275,23 @@ def test_bad_configuration_errors():
     train.parallelize(train.adversarial_update, "tpu_magic")
   with pytest.raises(ValueError, match="unknown optimizer"):
     train.make_optimizer({"name": "adamax_plus"})
+  with pytest.raises(ValueError, match="decay_steps"):
+    train.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 10,
+                          "decay_to": 2.0})
+
+
+def test_learning_rate_decays_linearly_then_stays():
+  """SGD with decay_steps 4 and decay_to 0.25: the k-th update (k = 0, 1, ...) is
+  -lr * (1 - 0.75 * min(k, 4) / 4) * gradient."""
+  tx = train.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 4,
+                             "decay_to": 0.25})
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  gradient = {"w": jnp.asarray([1.0, -2.0, 0.5])}
+  for k in range(7):
+    updates, state = tx.update(gradient, state, params)
+    rate = 0.1 * (1 - 0.75 * min(k, 4) / 4)
+    np.testing.assert_allclose(updates["w"], -rate * gradient["w"], rtol=1e-6)
 
 
 def test_ring_training_spreads_over_the_modes():

@@ -13,8 +13,9 @@ Datasets (`config.data.name`):
     (tensorpack's DCGAN-CelebA example uses 140).
   folder: the user's own images, read with `tfds.folder_dataset.ImageFolder` from
     `data.folder`, laid out as `<folder>/<split>/<label>/<image>.{png,jpg,jpeg}` (for example
-    `faces/train/any/0001.jpg`; at least one label directory is needed, labels are ignored).
-    Each image is cropped to its largest centred square and resized to `image_size`.
+    `faces/train/any/0001.jpg`; at least one label directory is needed; the directory names
+    are the labels, used only when labels are asked for). Each image is cropped to its largest
+    centred square and resized to `image_size`.
 `image_size`, when given for mnist, fashion_mnist or cifar10, resizes those too.
 
 Config fields read (`config.data`): name, split (default 'train'; any TFDS split expression for
@@ -27,11 +28,18 @@ process index and count: this process's shard is read in a fixed order, shuffled
 buffer seeded by `seed` (a new order each epoch, the same orders every run), repeated and batched
 across epoch boundaries. `make_iterator(..., start_batch=k)` yields exactly what a fresh iterator
 yields after its first k batches, which is how a resumed run sees the data an uninterrupted run
-would have seen.
+would have seen. `finite_batches` reads the shard once, in its fixed order, without shuffling:
+for statistics of the real data.
+
+Labels. `make_iterator(..., with_labels=True)` and `finite_batches(..., with_labels=True)` also
+yield the examples' class labels (the TFDS 'label' feature: mnist, fashion_mnist, cifar10 and
+folder; celeb_a has none), with the same images in the same order as without labels;
+`num_classes` gives their number.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from typing import Any, Iterator, Mapping
@@ -199,35 +207,72 @@ def check_dataset(data_config: Mapping[str, Any]) -> None:
     ValueError: unknown name, invalid field, or unknown split.
   """
   image_shape(data_config)
+  _builder(data_config)
+
+
+def _builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
+  """The dataset's builder, checked to be readable (a TFDS builder or an ImageFolder)."""
   if _name(data_config) == FOLDER:
-    _folder_builder(data_config)
-  else:
-    _tfds_builder(data_config)
+    return _folder_builder(data_config)
+  return _tfds_builder(data_config)
+
+
+def _label_feature(name: str, builder: tfds.core.DatasetBuilder) -> tfds.features.ClassLabel:
+  """The dataset's 'label' feature, or a one-line ValueError for a dataset without labels."""
+  features = builder.info.features
+  feature = features["label"] if "label" in features else None
+  if not isinstance(feature, tfds.features.ClassLabel):
+    raise ValueError(f"dataset {name!r} has no class labels (no 'label' feature; its features: "
+                     f"{', '.join(sorted(features))})")
+  return feature
+
+
+def num_classes(data_config: Mapping[str, Any]) -> int:
+  """The number of classes of the dataset's labels (its TFDS 'label' feature).
+
+  Args:
+    data_config: the experiment's `config.data`.
+
+  Returns:
+    The number of classes; labels are in [0, num_classes).
+
+  Raises:
+    DatasetNotPrepared: the dataset is not in the data directory.
+    ValueError: invalid config, or a dataset without labels (celeb_a).
+  """
+  image_shape(data_config)
+  return int(_label_feature(_name(data_config), _builder(data_config)).num_classes)
 
 
 def _square_crop(image: tf.Tensor, side: tf.Tensor | int) -> tf.Tensor:
   return tf.image.resize_with_crop_or_pad(image, side, side)
 
 
-def _examples(data_config: Mapping[str, Any], process_index: int, process_count: int
-              ) -> tf.data.Dataset:
-  """This process's share of the dataset's images, uint8 of `image_shape`, in a fixed order."""
+def _examples(data_config: Mapping[str, Any], process_index: int, process_count: int, *,
+              with_labels: bool = False, cache: bool = True) -> tf.data.Dataset:
+  """This process's share of the dataset's images, uint8 of `image_shape`, in a fixed order.
+
+  With labels, its elements are (image, int32 label) pairs. `cache=False` never caches the
+  decoded shard (for a single pass); otherwise it is cached when small enough.
+  """
   name = _name(data_config)
   height, width, channels = image_shape(data_config)
   split = _get(data_config, "split", "train")
+  builder = _builder(data_config)
+  if with_labels:
+    _label_feature(name, builder)
   if name == FOLDER:
     # ImageFolder reads only whole splits, so the per-process share is a shard of its (fixed)
     # file order instead of a TFDS sub-split.
-    ds = _folder_builder(data_config).as_dataset(split=split, shuffle_files=False)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
     ds = ds.shard(process_count, process_index)
-    center_crop, cache = True, False
+    center_crop, source_cache = True, False
   else:
     source = DATASETS[name]
-    builder = _tfds_builder(data_config)
     ds = builder.as_dataset(split=tfds.even_splits(split, n=process_count)[process_index],
                             shuffle_files=False,
                             read_config=tfds.ReadConfig(try_autocache=False))
-    center_crop, cache = source.center_crop, source.cache
+    center_crop, source_cache = source.center_crop, source.cache
   crop_size = _positive_int(data_config, "crop_size", DEFAULT_CELEB_A_CROP)
 
   def preprocess(example):
@@ -240,15 +285,52 @@ def _examples(data_config: Mapping[str, Any], process_index: int, process_count:
     if name == FOLDER or center_crop or tuple(image.shape[:2]) != (height, width):
       image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
       image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    return tf.ensure_shape(image, (height, width, channels))
+    image = tf.ensure_shape(image, (height, width, channels))
+    return (image, tf.cast(example["label"], tf.int32)) if with_labels else image
 
   ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.cache() if cache else ds
+  return ds.cache() if cache and source_cache else ds
+
+
+def _to_unit_range(images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                   shape: tuple[int, ...] | None = None) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+  """A batch of 8-bit pixels x as float32 x / 127.5 - 1, in [-1, 1].
+
+  Args:
+    images: uint8 images.
+    labels: their labels, or None.
+    shape: the shape of the images returned (their batch axis reshaped), or None to keep it; the
+      labels are reshaped to its batch axes (all but the last three).
+
+  Returns:
+    The images, or the pair (images, labels) when labels are given.
+  """
+  images = tf.cast(images, tf.float32) / 127.5 - 1.0
+  if shape is not None:
+    images = tf.reshape(images, shape)
+    labels = None if labels is None else tf.reshape(labels, shape[:-3])
+  return images if labels is None else (images, labels)
+
+
+def _numpy_iterator(ds: tf.data.Dataset) -> Iterator[Any]:
+  """The dataset prefetched, in its deterministic order, as numpy arrays."""
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(options).as_numpy_iterator()
+
+
+def _process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  """(process_index, process_count), defaulting to JAX's, checked."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+  return process_index, process_count
 
 
 def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: int = 1,
                   seed: int = 0, start_batch: int = 0, process_index: int | None = None,
-                  process_count: int | None = None) -> Iterator[np.ndarray]:
+                  process_count: int | None = None, with_labels: bool = False) -> Iterator[Any]:
   """Endless batches of real images for `ganjax.train.train_step`, from this process's shard.
 
   Each item holds the real data of one training step: `n_critic` slices of the local batch, one
@@ -268,19 +350,19 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
       `jax.process_index()`, `jax.process_count()`). The shard is
       `tfds.even_splits(split, n=process_count)[process_index]` (for 'folder', every
       process_count-th file from process_index).
+    with_labels: also yield the images' class labels.
 
   Returns:
     An iterator of float32 arrays of shape (n_critic, batch_size // process_count, *image_shape)
-    with values in [-1, 1] (x / 127.5 - 1 for 8-bit pixels x).
+    with values in [-1, 1] (x / 127.5 - 1 for 8-bit pixels x). With labels, of pairs (images,
+    labels): the same images in the same order, and int32 labels of shape
+    (n_critic, batch_size // process_count).
 
   Raises:
     DatasetNotPrepared: the dataset is not in the data directory.
-    ValueError: invalid config or arguments.
+    ValueError: invalid config or arguments, or labels asked of a dataset without them.
   """
-  process_index = jax.process_index() if process_index is None else process_index
-  process_count = jax.process_count() if process_count is None else process_count
-  if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+  process_index, process_count = _process(process_index, process_count)
   if batch_size < 1 or batch_size % process_count:
     raise ValueError(f"batch size {batch_size} is not a positive multiple of {process_count} "
                      f"processes")
@@ -290,14 +372,68 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
   local_batch = batch_size // process_count
   shape = (n_critic, local_batch, *image_shape(data_config))
 
-  ds = _examples(data_config, process_index, process_count)
+  ds = _examples(data_config, process_index, process_count, with_labels=with_labels)
   ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
   ds = ds.batch(n_critic * local_batch, drop_remainder=True)
   if start_batch:
     ds = ds.skip(start_batch)
-  ds = ds.map(lambda images: tf.reshape(tf.cast(images, tf.float32) / 127.5 - 1.0, shape),
+  ds = ds.map(functools.partial(_to_unit_range, shape=shape),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.prefetch(tf.data.AUTOTUNE)
-  options = tf.data.Options()
-  options.deterministic = True
-  return ds.with_options(options).as_numpy_iterator()
+  return _numpy_iterator(ds)
+
+
+def finite_batches(data_config: Mapping[str, Any], *, batch_size: int,
+                   num_examples: int | None = None, with_labels: bool = False,
+                   process_index: int | None = None, process_count: int | None = None
+                   ) -> Iterator[Any]:
+  """One pass over this process's shard, in its fixed order: for statistics of the real data.
+
+  Nothing is shuffled or repeated; the shard is the one `make_iterator` reads, in the order it
+  is stored (before `make_iterator` shuffles it).
+
+  Args:
+    data_config: the experiment's `config.data` (see the module docstring for its fields).
+    batch_size: the number of examples in each batch this process reads (the last batch may
+      hold fewer).
+    num_examples: stop after this many examples of the shard; None reads the whole shard.
+    with_labels: also yield the images' class labels.
+    process_index, process_count: this process and the number of processes (default
+      `jax.process_index()`, `jax.process_count()`); the shard is as in `make_iterator`.
+
+  Returns:
+    An iterator of float32 arrays of shape (b, *image_shape), b <= batch_size, with values in
+    [-1, 1] (as `make_iterator`'s); with labels, of pairs (images, int32 labels of shape (b,)).
+    When the shard holds fewer than `num_examples` examples, the iterator raises ValueError once
+    it runs out.
+
+  Raises:
+    DatasetNotPrepared: the dataset is not in the data directory.
+    ValueError: invalid config or arguments, or labels asked of a dataset without them.
+  """
+  process_index, process_count = _process(process_index, process_count)
+  if batch_size < 1:
+    raise ValueError(f"batch size must be a positive integer, got {batch_size}")
+  if num_examples is not None and num_examples < 1:
+    raise ValueError(f"num_examples must be a positive integer or None, got {num_examples}")
+  ds = _examples(data_config, process_index, process_count, with_labels=with_labels,
+                 cache=False)
+  if num_examples is not None:
+    ds = ds.take(num_examples)
+  ds = ds.batch(batch_size).map(_to_unit_range, num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=True)
+  batches = _numpy_iterator(ds)
+  if num_examples is None:
+    return batches
+  shard = (f"{data_config.get('name')!r} split {_get(data_config, 'split', 'train')!r} "
+           f"(shard {process_index} of {process_count})")
+  return _counted(batches, num_examples, shard)
+
+
+def _counted(batches: Iterator[Any], num_examples: int, shard: str) -> Iterator[Any]:
+  """`batches`, raising ValueError at their end if they held fewer than `num_examples`."""
+  seen = 0
+  for batch in batches:
+    seen += len(batch[0] if isinstance(batch, tuple) else batch)
+    yield batch
+  if seen < num_examples:
+    raise ValueError(f"{shard} has {seen} examples, fewer than the {num_examples} asked for")

@@ -1,0 +1,107 @@
+"""Image-quality measures of a run's checkpoint, for a paper's table:
+
+  python -m ganjax.evaluate --workdir=<run> [--step=<N>] [--metrics=fid,kid] \
+      [--features=inception] [--num_samples=50000] [--num_real=50000] [--out=<file.json>]
+
+Restores the checkpoint (the latest by default; `--best` the one kept by `eval.best`), takes the
+run's saved config for the dataset and the evaluation settings (`config.eval`, see
+`ganjax.evaluation`), overrides them with the flags given, and prints (and with --out writes) one
+JSON object: the measures, the step, the feature network and the numbers of images. The real
+images' features are cached as during training, so a second evaluation against the same dataset
+only computes the generated images' features.
+"""
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+_OVERRIDES = ("metrics", "features", "num_samples", "num_real", "inception_weights", "classifier")
+
+
+def evaluate(workdir, *, step=None, best=False, **overrides):
+  """The measures of the checkpoint `step` (latest; `best`: the one in best/) of the run in
+  `workdir`, with `config.eval` fields replaced by `overrides` (data_dir and split go to
+  `config.data`).
+
+  Raises:
+    RunError: no checkpoint, or a bad setting or missing input (one line).
+  """
+  import pathlib
+
+  from ganjax import evaluation
+  from ganjax import runner
+  from ganjax import sample
+  from ganjax.data import images
+
+  workdir = pathlib.Path(workdir)
+  source = workdir / "best" if best else workdir
+  state, config = sample.load_state(source, step)
+  for name in ("data_dir", "split"):
+    if overrides.get(name) is not None:
+      config.data[name] = overrides[name]
+  eval_config = dict(config.get("eval", {}))
+  eval_config.update({name: value for name, value in overrides.items()
+                      if name in _OVERRIDES and value is not None})
+  if not eval_config.get("metrics"):
+    eval_config["metrics"] = "fid"
+  if eval_config.get("features", "inception") == "classifier" and not eval_config.get("classifier"):
+    eval_config["classifier"] = str(workdir / evaluation.CLASSIFIER_FILE)
+  config.eval = eval_config
+  if state.spec.data is not None:
+    raise runner.RunError(f"the run in {workdir} trains on toy data "
+                          f"({config.data.get('name')!r}); image-quality measures need images")
+  try:
+    evaluator = evaluation.Evaluator(config, None, images.image_shape(config.data))
+  except (evaluation.EvaluationError, ValueError) as error:
+    raise runner.RunError(str(error).splitlines()[0]) from None
+  values = evaluator(state)
+  return {**values, "step": int(state.step), "features": evaluator.network.name,
+          "feature_network": evaluator.network.identity,
+          "num_samples": evaluator.settings["num_samples"],
+          "num_real": evaluator.settings["num_real"], "dataset": config.data.get("name"),
+          "split": config.data.get("split", "train")}
+
+
+def _define_flags() -> None:
+  """The command's flags, defined only when it runs as a program (so that importing this module
+  beside other absl programs defines none)."""
+  flags.DEFINE_string("workdir", None, "The run's workdir (it holds checkpoints/).")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept in best/ by eval.best.")
+  flags.DEFINE_string("metrics", None, "Comma-separated: fid, kid, precision_recall, "
+                      "density_coverage (default: the run's eval.metrics).")
+  flags.DEFINE_enum("features", None, ["inception", "classifier"],
+                    "Feature network (default: the run's eval.features).")
+  flags.DEFINE_integer("num_samples", None, "Generated images (default: the run's eval.num_samples).")
+  flags.DEFINE_integer("num_real", None, "Real images (default: the run's eval.num_real).")
+  flags.DEFINE_string("inception_weights", None, "pt_inception-2015-12-05-6726825d.pth "
+                      "(default: the run's, or $GANJAX_INCEPTION_WEIGHTS).")
+  flags.DEFINE_string("classifier", None, "Classifier file (default: the run's classifier.msgpack).")
+  flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the run's data.data_dir).")
+  flags.DEFINE_string("split", None, "Dataset split of the real images (default: the run's).")
+  flags.DEFINE_string("out", None, "Also write the result to this JSON file.")
+  flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from ganjax import checkpoint as checkpoint_lib
+  from ganjax import runner
+  FLAGS = flags.FLAGS
+  overrides = {name: getattr(FLAGS, name) for name in (*_OVERRIDES, "data_dir", "split")}
+  try:
+    result = evaluate(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, **overrides)
+  except (runner.RunError, checkpoint_lib.CheckpointError) as error:
+    sys.exit(f"error: {error}")
+  text = json.dumps(result, indent=2)
+  if FLAGS.out:
+    with open(FLAGS.out, "w") as file:
+      file.write(text + "\n")
+  print(text)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,379 @@
+"""Image-quality evaluation of a generator: FID, KID, precision/recall and density/coverage.
+
+The measures (`ganjax.metrics`) compare features of generated images with features of real ones.
+The features come from one of two networks (`config.eval.features`):
+
+  inception    pytorch-fid's Fréchet Inception network (`ganjax.models.inception`), the standard
+               for FID: weights from the file pt_inception-2015-12-05-6726825d.pth, given by
+               `eval.inception_weights` or the environment variable GANJAX_INCEPTION_WEIGHTS.
+  classifier   a small classifier trained by ganjax on the dataset's labels
+               (`ganjax.classifier`): a "classifier FID" for datasets where Inception features
+               mean little (MNIST-like). `eval.classifier` names its file; by default the run
+               trains one (`eval.classifier_steps` steps) and saves it as
+               `<workdir>/classifier.msgpack`, so that its numbers can be recomputed offline.
+
+Both the real and the generated images are quantised to 8 bits first (as images saved to PNG
+files and read back, which is what the reference implementation measures), then fed to the
+network in batches of `eval.batch_size`, the batch split over the local devices.
+
+The real images' features are computed once per dataset, feature network and number of images
+and cached (`eval.stats_dir`, default `$GANJAX_CACHE/real_features` or
+`~/.cache/ganjax/real_features`) as an .npz holding the features; FID uses their mean and
+covariance, the other measures the features themselves.
+
+Config fields read (`config.eval`, all optional):
+  metrics            comma-separated: fid, kid, precision_recall, density_coverage ('': none)
+  features           'inception' (default) or 'classifier'
+  every              evaluate every that many steps during training (0: only at the end)
+  num_samples        generated images per evaluation (default 10,000)
+  num_real           real images for the cached features (default 10,000)
+  batch_size         images per feature batch (default 250)
+  best               keep the checkpoint with the best value of this measure in
+                     `<workdir>/best/` (lower is better for fid and kid, higher for precision,
+                     recall, density and coverage; '': off)
+  stats_dir, inception_weights, classifier, classifier_steps   as above
+
+Generated images come from fixed noise (the same latents at every evaluation and on resume),
+from the EMA generator when the run keeps one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ganjax import metrics as metrics_lib
+from ganjax import train
+
+METRICS = ("fid", "kid", "precision_recall", "density_coverage")
+FEATURES = ("inception", "classifier")
+# Each measure a run can keep its best checkpoint by, with the sign that makes larger better.
+BEST = {"fid": -1.0, "kid": -1.0, "precision": 1.0, "recall": 1.0, "density": 1.0,
+        "coverage": 1.0}
+CLASSIFIER_FILE = "classifier.msgpack"
+DEFAULTS = {"metrics": "", "features": "inception", "every": 0, "num_samples": 10_000,
+            "num_real": 10_000, "batch_size": 250, "best": "", "stats_dir": None,
+            "inception_weights": None, "classifier": None, "classifier_steps": 2000}
+# The stream of the evaluation's fixed latents (folded into the state's key).
+_EVAL_STREAM = 0xE7A1
+_CACHE_VERSION = 1
+
+
+class EvaluationError(ValueError):
+  """A bad evaluation setting or a missing input (weights, classifier), in one line."""
+
+
+def settings(config) -> dict[str, Any]:
+  """`config.eval` with the defaults above filled in, checked.
+
+  Raises:
+    EvaluationError: naming the field and the valid values.
+  """
+  given = dict(config.get("eval", {}) or {})
+  values = {name: given.get(name, default) if given.get(name, default) is not None else default
+            for name, default in DEFAULTS.items()}
+  values["metrics"] = parse_metrics(values["metrics"])
+  if values["features"] not in FEATURES:
+    raise EvaluationError(f"eval.features {values['features']!r} is not one of: "
+                          f"{', '.join(FEATURES)}")
+  for name in ("every", "num_samples", "num_real", "batch_size", "classifier_steps"):
+    value, smallest = values[name], 0 if name == "every" else 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < smallest:
+      kind = "non-negative" if smallest == 0 else "positive"
+      raise EvaluationError(f"eval.{name} must be a {kind} integer, got {value!r}")
+  if values["best"] and values["best"] not in BEST:
+    raise EvaluationError(f"eval.best {values['best']!r} is not one of: {', '.join(BEST)}")
+  if values["best"] and values["best"] not in measure_names(values["metrics"]):
+    raise EvaluationError(f"eval.best {values['best']!r} is not computed by eval.metrics "
+                          f"{','.join(values['metrics']) or '(none)'}")
+  return values
+
+
+def parse_metrics(value: str | tuple | list) -> tuple[str, ...]:
+  """('fid', 'kid', ...) from 'fid,kid' (or a sequence), each name checked."""
+  names = [name.strip() for name in (value.split(",") if isinstance(value, str) else value)]
+  names = [name for name in names if name]
+  unknown = [name for name in names if name not in METRICS]
+  if unknown:
+    raise EvaluationError(f"unknown eval.metrics {', '.join(unknown)}; valid: {', '.join(METRICS)}")
+  return tuple(dict.fromkeys(names))
+
+
+def measure_names(metric_names: tuple[str, ...]) -> tuple[str, ...]:
+  """The numbers the metrics produce: fid; kid, kid_std; precision, recall; density, coverage."""
+  produced = {"fid": ("fid",), "kid": ("kid", "kid_std"), "precision_recall": ("precision", "recall"),
+              "density_coverage": ("density", "coverage")}
+  return tuple(name for metric in metric_names for name in produced[metric])
+
+
+# ------------------------------------------------------------------------------------------------
+# Feature networks
+
+
+def quantise(images: jax.Array) -> jax.Array:
+  """Images in [-1, 1] rounded to the 256 levels of 8-bit pixels (still in [-1, 1])."""
+  return jnp.clip(jnp.round((images + 1.0) * 127.5), 0.0, 255.0) / 127.5 - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetwork:
+  """A feature function of images in [-1, 1] and what identifies it in caches.
+
+  Attributes:
+    name: 'inception' or 'classifier'.
+    identity: a string that changes whenever the features would (the weights' SHA-256).
+    dim: the feature dimension.
+    apply: a jittable function (variables, images in [-1, 1]) -> (N, dim) features.
+    variables: its weights.
+  """
+  name: str
+  identity: str
+  dim: int
+  apply: Callable[[Any, jax.Array], jax.Array]
+  variables: Any
+
+
+def _file_sha256(path: str | os.PathLike) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as file:
+    for block in iter(lambda: file.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def inception_network(weights: str | os.PathLike | None = None) -> FeatureNetwork:
+  """pytorch-fid's network from the weight file `weights` (default: $GANJAX_INCEPTION_WEIGHTS).
+
+  Raises:
+    EvaluationError: the file is missing, damaged or another file.
+  """
+  from ganjax.models import inception
+  try:
+    variables = inception.load_variables(weights)
+  except (FileNotFoundError, ValueError) as error:
+    raise EvaluationError(f"{error} (or set eval.inception_weights)") from None
+  path = weights if weights is not None else os.environ[inception.WEIGHTS_ENV]
+  return FeatureNetwork("inception", f"inception-{_file_sha256(path)[:16]}",
+                        inception.FEATURE_DIM,
+                        lambda v, images: inception.extract_features(v, (images + 1.0) / 2.0),
+                        variables)
+
+
+def classifier_network(path: str | os.PathLike, data_shape: tuple[int, ...] | None = None
+                       ) -> FeatureNetwork:
+  """The classifier saved in `path` (`ganjax.classifier.save`).
+
+  Raises:
+    EvaluationError: the file is missing or damaged, or takes images of another shape.
+  """
+  from ganjax import classifier
+  try:
+    params, metadata = classifier.load(path)
+  except classifier.ClassifierFileError as error:
+    raise EvaluationError(str(error)) from None
+  if data_shape is not None and tuple(metadata["image_shape"]) != tuple(data_shape):
+    raise EvaluationError(f"the classifier in {path} takes images of shape "
+                          f"{tuple(metadata['image_shape'])}, the run's are {tuple(data_shape)}")
+  num_classes, feature_dim = metadata["num_classes"], metadata["feature_dim"]
+
+  def apply(variables, images):
+    return classifier.extract_features(variables, images, num_classes=num_classes,
+                                       feature_dim=feature_dim)
+
+  return FeatureNetwork("classifier", f"classifier-{_file_sha256(path)[:16]}", feature_dim, apply,
+                        params)
+
+
+def feature_network(config, workdir: str | os.PathLike | None,
+                    data_shape: tuple[int, ...]) -> FeatureNetwork:
+  """The feature network a run's `config.eval` asks for; trains the run's classifier (saved in
+  `workdir`) when `eval.features` is 'classifier' and `eval.classifier` names no file."""
+  values = settings(config)
+  if values["features"] == "inception":
+    return inception_network(values["inception_weights"])
+  path = values["classifier"]
+  if path is None:
+    if workdir is None:
+      raise EvaluationError("eval.features 'classifier' needs eval.classifier (a file from "
+                            "python -m ganjax.classifier)")
+    path = pathlib.Path(workdir) / CLASSIFIER_FILE
+    if not path.exists():
+      from ganjax import classifier
+      print(f"training the feature classifier on {config.data.get('name')!r} labels "
+            f"({values['classifier_steps']} steps) for {path}", flush=True)
+      metadata = classifier.train_for_dataset(config.data, path, steps=values["classifier_steps"],
+                                              seed=config.seed)
+      print(f"feature classifier: accuracy {metadata['accuracy']:.4f} on the "
+            f"{metadata['accuracy_split']} split", flush=True)
+  return classifier_network(path, data_shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# Features of generated and real images, the batch split over the local devices
+
+
+def _batch_sharding(batch_size: int) -> tuple[NamedSharding | None, NamedSharding | None, int]:
+  """Shardings of the batch axis over the local devices and of replicated values, and the batch
+  size rounded up to a multiple of their number (no sharding on one device)."""
+  devices = jax.local_devices()
+  if len(devices) == 1:
+    return None, None, batch_size
+  mesh = Mesh(np.asarray(devices), ("batch",))
+  return (NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec()),
+          -(-batch_size // len(devices)) * len(devices))
+
+
+def _put(tree, sharding: NamedSharding | None):
+  return tree if sharding is None else jax.device_put(tree, sharding)
+
+
+def _constrain(x: jax.Array, sharding: NamedSharding | None) -> jax.Array:
+  return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
+
+
+class _Features:
+  """Jitted, device-sharded feature functions of one network and batch size."""
+
+  def __init__(self, network: FeatureNetwork, batch_size: int):
+    self.network = network
+    self.sharding, self.replicated, self.batch_size = _batch_sharding(batch_size)
+    self.variables = _put(network.variables, self.replicated)
+
+    def of_images(variables, images):
+      return network.apply(variables, quantise(_constrain(images, self.sharding)))
+
+    def of_samples(variables, state, key):
+      z = jax.random.normal(key, (self.batch_size, state.spec.latent_dim))
+      params = state.ema_g_params if state.ema_g_params is not None else state.g_params
+      images = state.generator.apply({"params": params, **state.g_collections},
+                                     _constrain(z, self.sharding), train=False)
+      return of_images(variables, images)
+
+    self._of_images = train.jit(of_images)
+    self._of_samples = train.jit(of_samples)
+
+  def images(self, images: np.ndarray) -> np.ndarray:
+    """Features of real images in [-1, 1] (a short batch is padded, its padding dropped)."""
+    count = images.shape[0]
+    if count < self.batch_size:
+      images = np.concatenate([images, np.zeros((self.batch_size - count, *images.shape[1:]),
+                                                images.dtype)])
+    return np.asarray(self._of_images(self.variables, _put(images, self.sharding)))[:count]
+
+  def samples(self, state: train.GANState, num: int) -> np.ndarray:
+    """Features of `num` generated images from the evaluation's fixed noise."""
+    state = _put(state, self.replicated)
+    key = jax.random.fold_in(state.key, _EVAL_STREAM)
+    parts = [self._of_samples(self.variables, state, jax.random.fold_in(key, index))
+             for index in range(-(-num // self.batch_size))]
+    return np.concatenate([np.asarray(part) for part in parts])[:num]
+
+
+def _cache_dir(stats_dir: str | os.PathLike | None) -> pathlib.Path:
+  if stats_dir is not None:
+    return pathlib.Path(stats_dir)
+  root = os.environ.get("GANJAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                        "ganjax")
+  return pathlib.Path(root) / "real_features"
+
+
+def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, num_real: int,
+                  batch_size: int = 250, stats_dir: str | os.PathLike | None = None,
+                  features: _Features | None = None) -> np.ndarray:
+  """Features of the first `num_real` images of the dataset's split (in its fixed file order),
+  read from the cache when computed before for the same dataset, network and number.
+
+  Raises:
+    EvaluationError: the split holds fewer images than `num_real`.
+  """
+  from ganjax.data import images as images_lib
+  described = {name: data_config.get(name) for name in
+               ("name", "split", "image_size", "crop_size", "folder", "channels")}
+  key = {"version": _CACHE_VERSION, "data": described, "network": network.identity,
+         "num_real": num_real, "shape": list(images_lib.image_shape(data_config))}
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+  path = _cache_dir(stats_dir) / f"{described['name']}-{network.name}-{num_real}-{digest}.npz"
+  if path.exists():
+    with np.load(path) as stored:
+      if json.loads(str(stored["key"])) == key:
+        return stored["features"]
+  features = features or _Features(network, batch_size)
+  parts = []
+  try:
+    for batch in images_lib.finite_batches(data_config, batch_size=features.batch_size,
+                                           num_examples=num_real, process_index=0,
+                                           process_count=1):
+      parts.append(features.images(batch))
+  except ValueError as error:
+    raise EvaluationError(f"{str(error).splitlines()[0]} (eval.num_real)") from None
+  result = np.concatenate(parts)
+  if jax.process_index() == 0:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp.npz")
+    np.savez(temporary, features=result, key=json.dumps(key, sort_keys=True))
+    os.replace(temporary, path)
+  return result
+
+
+def compute(real: np.ndarray, fake: np.ndarray, metric_names: tuple[str, ...],
+            real_statistics: metrics_lib.FeatureStatistics | None = None) -> dict[str, float]:
+  """The measures `metric_names` of fake features against real ones, as plain floats."""
+  values: dict[str, float] = {}
+  for name in metric_names:
+    if name == "fid":
+      values["fid"] = metrics_lib.frechet_distance_from_statistics(
+          real_statistics or metrics_lib.feature_statistics(real),
+          metrics_lib.feature_statistics(fake))
+    elif name == "kid":
+      values.update(metrics_lib.kernel_inception_distance(real, fake))
+    elif name == "precision_recall":
+      values.update(metrics_lib.precision_recall(real, fake))
+    elif name == "density_coverage":
+      values.update(metrics_lib.density_coverage(real, fake))
+  return {name: float(value) for name, value in values.items()}
+
+
+class Evaluator:
+  """Evaluates generators against one dataset's cached real features.
+
+  `Evaluator(config, workdir, data_shape)(state)` returns {'fid': ..., 'kid': ..., ...} for
+  `eval.num_samples` images of `state`'s generator.
+  """
+
+  def __init__(self, config, workdir: str | os.PathLike | None, data_shape: tuple[int, ...]):
+    self.settings = settings(config)
+    self.metrics = self.settings["metrics"]
+    if not self.metrics:
+      raise EvaluationError("eval.metrics is empty: nothing to evaluate")
+    self.network = feature_network(config, workdir, data_shape)
+    self.features = _Features(self.network, self.settings["batch_size"])
+    self.real = real_features(config.data, self.network, num_real=self.settings["num_real"],
+                              stats_dir=self.settings["stats_dir"], features=self.features)
+    self.real_statistics = metrics_lib.feature_statistics(self.real)
+
+  def __call__(self, state: train.GANState, num_samples: int | None = None) -> dict[str, float]:
+    fake = self.features.samples(state, num_samples or self.settings["num_samples"])
+    return compute(self.real, fake, self.metrics, self.real_statistics)
+
+
+def eval_config(*, metrics: str = "", features: str = "inception", every: int = 0,
+                best: str = "", num_samples: int = 10_000, num_real: int = 10_000,
+                **overrides):
+  """`config.eval` for an image experiment file: every field above, so that each can be
+  overridden on the command line (--config.eval.inception_weights=<file>)."""
+  import ml_collections
+  from ml_collections import config_dict
+  fields = {**DEFAULTS, "metrics": metrics, "features": features, "every": every, "best": best,
+            "num_samples": num_samples, "num_real": num_real, **overrides}
+  for name in ("stats_dir", "inception_weights", "classifier"):
+    if fields[name] is None:
+      fields[name] = config_dict.placeholder(str)
+  return ml_collections.ConfigDict(fields)
