@@ -72,8 +72,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.num_samples = 16
     config.eval.num_real = 16
     config.eval.batch_size = 8
-    config.eval.every = 2
     config.eval.classifier_steps = 3
+    config.eval.metrics = ""  # --config.eval.metrics=fid,kid --config.eval.every=2 to try it
+    config.eval.every = 0
+    config.eval.best = ""
   elif arg:
     raise ValueError(f"unknown argument {arg!r} for experiments/mnist_dcgan.py; valid: tiny")
   return config

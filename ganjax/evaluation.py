@@ -250,8 +250,12 @@ class _Features:
     def of_images(variables, images):
       return network.apply(variables, quantise(_constrain(images, self.sharding)))
 
-    def of_samples(variables, state, key):
-      z = jax.random.normal(key, (self.batch_size, state.spec.latent_dim))
+    def of_samples(variables, state, key, start):
+      # Image i's latent vector comes from its own key, so the images do not depend on the batch
+      # size or the number of devices.
+      indices = start + jnp.arange(self.batch_size)
+      z = jax.vmap(lambda index: jax.random.normal(jax.random.fold_in(key, index),
+                                                   (state.spec.latent_dim,)))(indices)
       params = state.ema_g_params if state.ema_g_params is not None else state.g_params
       images = state.generator.apply({"params": params, **state.g_collections},
                                      _constrain(z, self.sharding), train=False)
@@ -272,8 +276,8 @@ class _Features:
     """Features of `num` generated images from the evaluation's fixed noise."""
     state = _put(state, self.replicated)
     key = jax.random.fold_in(state.key, _EVAL_STREAM)
-    parts = [self._of_samples(self.variables, state, jax.random.fold_in(key, index))
-             for index in range(-(-num // self.batch_size))]
+    parts = [self._of_samples(self.variables, state, key, start)
+             for start in range(0, num, self.batch_size)]
     return np.concatenate([np.asarray(part) for part in parts])[:num]
 
 
@@ -323,9 +327,21 @@ def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, nu
   return result
 
 
+# The neighbourhood sizes of the measures (those of their papers).
+_K = {"precision_recall": 3, "density_coverage": 5}
+
+
+def real_radii(real: np.ndarray, metric_names: tuple[str, ...]) -> dict[int, np.ndarray]:
+  """The real features' k-NN radii the measures `metric_names` use, by k."""
+  return {_K[name]: metrics_lib.knn_radii(real, _K[name]) for name in metric_names if name in _K}
+
+
 def compute(real: np.ndarray, fake: np.ndarray, metric_names: tuple[str, ...],
-            real_statistics: metrics_lib.FeatureStatistics | None = None) -> dict[str, float]:
-  """The measures `metric_names` of fake features against real ones, as plain floats."""
+            real_statistics: metrics_lib.FeatureStatistics | None = None,
+            radii: dict[int, np.ndarray] | None = None) -> dict[str, float]:
+  """The measures `metric_names` of fake features against real ones, as plain floats
+  (`real_statistics` and `radii`, from `real_radii`, when computed before)."""
+  radii = radii or {}
   values: dict[str, float] = {}
   for name in metric_names:
     if name == "fid":
@@ -335,9 +351,11 @@ def compute(real: np.ndarray, fake: np.ndarray, metric_names: tuple[str, ...],
     elif name == "kid":
       values.update(metrics_lib.kernel_inception_distance(real, fake))
     elif name == "precision_recall":
-      values.update(metrics_lib.precision_recall(real, fake))
+      values.update(metrics_lib.precision_recall(real, fake, _K[name],
+                                                 real_radii=radii.get(_K[name])))
     elif name == "density_coverage":
-      values.update(metrics_lib.density_coverage(real, fake))
+      values.update(metrics_lib.density_coverage(real, fake, _K[name],
+                                                 real_radii=radii.get(_K[name])))
   return {name: float(value) for name, value in values.items()}
 
 
@@ -358,10 +376,11 @@ class Evaluator:
     self.real = real_features(config.data, self.network, num_real=self.settings["num_real"],
                               stats_dir=self.settings["stats_dir"], features=self.features)
     self.real_statistics = metrics_lib.feature_statistics(self.real)
+    self.real_radii = real_radii(self.real, self.metrics)
 
   def __call__(self, state: train.GANState, num_samples: int | None = None) -> dict[str, float]:
     fake = self.features.samples(state, num_samples or self.settings["num_samples"])
-    return compute(self.real, fake, self.metrics, self.real_statistics)
+    return compute(self.real, fake, self.metrics, self.real_statistics, self.real_radii)
 
 
 def eval_config(*, metrics: str = "", features: str = "inception", every: int = 0,

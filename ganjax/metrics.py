@@ -361,8 +361,36 @@ def _centred_pair(real_features, fake_features, k: int) -> tuple[jax.Array, jax.
   return tuple(jnp.asarray(x - offset.astype(x.dtype), jnp.float32) for x in (real, fake))
 
 
+def knn_radii(features: jax.typing.ArrayLike, k: int, *, batch_size: int = 1024) -> np.ndarray:
+  """Distance from each row of (num_samples, dim) features to its k-th nearest other row: the
+  neighbourhood radii of `precision_recall` and `density_coverage`, which take them precomputed
+  (`real_radii`) so that a fixed real set's radii are computed once.
+
+  Returns:
+    (num_samples,) float64 distances (square roots of the float32 squared distances, which they
+    give back exactly).
+  """
+  features, _ = _centred_pair(features, features, k)
+  squared = _kth_neighbour_squared_distances(features, features, k=k, batch_size=batch_size,
+                                             exclude_self=True)
+  return np.sqrt(np.asarray(squared, np.float64))
+
+
+def _squared_real_radii(real: jax.Array, real_radii, k: int, batch_size: int) -> jax.Array:
+  """The reals' squared k-NN radii, from `real_radii` (`knn_radii`) when given."""
+  if real_radii is None:
+    return _kth_neighbour_squared_distances(real, real, k=k, batch_size=batch_size,
+                                            exclude_self=True)
+  real_radii = np.asarray(real_radii, np.float64)
+  if real_radii.shape != (real.shape[0],):
+    raise ValueError(f"real_radii must have one radius per real sample, shape "
+                     f"({real.shape[0]},), got {real_radii.shape}")
+  return jnp.asarray(np.square(real_radii).astype(np.float32))
+
+
 def precision_recall(real_features: jax.typing.ArrayLike, fake_features: jax.typing.ArrayLike,
-                     k: int = 3, *, batch_size: int = 1024) -> dict[str, float]:
+                     k: int = 3, *, batch_size: int = 1024,
+                     real_radii: np.ndarray | None = None) -> dict[str, float]:
   """Improved precision and recall of generated features against real ones.
 
   Each sample's radius is the distance to its k-th nearest other sample of its own set. Precision
@@ -375,6 +403,7 @@ def precision_recall(real_features: jax.typing.ArrayLike, fake_features: jax.typ
     k: the neighbourhood size, below both set sizes.
     batch_size: query rows per block of pairwise distances; memory grows as batch_size times the
       larger set size.
+    real_radii: `knn_radii(real_features, k)`, if computed before.
 
   Returns:
     A dict with 'precision' and 'recall', each in [0, 1].
@@ -386,16 +415,17 @@ def precision_recall(real_features: jax.typing.ArrayLike, fake_features: jax.typ
   real, fake = _centred_pair(real_features, fake_features, k)
   if k >= fake.shape[0]:
     raise ValueError(f"k must be below the {fake.shape[0]} fake samples, got {k}")
-  radii = {name: _kth_neighbour_squared_distances(x, x, k=k, batch_size=batch_size,
-                                                  exclude_self=True)
-           for name, x in (("real", real), ("fake", fake))}
+  radii = {"real": _squared_real_radii(real, real_radii, k, batch_size),
+           "fake": _kth_neighbour_squared_distances(fake, fake, k=k, batch_size=batch_size,
+                                                    exclude_self=True)}
   precision = _ball_counts(fake, real, radii["real"], batch_size=batch_size) > 0
   recall = _ball_counts(real, fake, radii["fake"], batch_size=batch_size) > 0
   return {"precision": float(np.mean(precision)), "recall": float(np.mean(recall))}
 
 
 def density_coverage(real_features: jax.typing.ArrayLike, fake_features: jax.typing.ArrayLike,
-                     k: int = 5, *, batch_size: int = 1024) -> dict[str, float]:
+                     k: int = 5, *, batch_size: int = 1024,
+                     real_radii: np.ndarray | None = None) -> dict[str, float]:
   """Density and coverage of generated features against real ones.
 
   With r_i the distance from real i to its k-th nearest other real, N reals and M fakes:
@@ -410,6 +440,7 @@ def density_coverage(real_features: jax.typing.ArrayLike, fake_features: jax.typ
     k: the neighbourhood size, below the number of reals.
     batch_size: query rows per block of pairwise distances; memory grows as batch_size times the
       larger set size.
+    real_radii: `knn_radii(real_features, k)`, if computed before.
 
   Returns:
     A dict with 'density' and 'coverage'.
@@ -418,10 +449,9 @@ def density_coverage(real_features: jax.typing.ArrayLike, fake_features: jax.typ
     Naeem et al. 2020, "Reliable fidelity and diversity metrics for generative models", section 3.
   """
   real, fake = _centred_pair(real_features, fake_features, k)
-  real_radii = _kth_neighbour_squared_distances(real, real, k=k, batch_size=batch_size,
-                                                exclude_self=True)
-  counts = _ball_counts(fake, real, real_radii, batch_size=batch_size)
+  squared_radii = _squared_real_radii(real, real_radii, k, batch_size)
+  counts = _ball_counts(fake, real, squared_radii, batch_size=batch_size)
   nearest_fake = _kth_neighbour_squared_distances(real, fake, k=1, batch_size=batch_size,
                                                   exclude_self=False)
   return {"density": float(np.sum(counts) / (k * fake.shape[0])),
-          "coverage": float(np.mean(nearest_fake <= real_radii))}
+          "coverage": float(np.mean(nearest_fake <= squared_radii))}

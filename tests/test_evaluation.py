@@ -85,16 +85,17 @@ def test_features_of_samples_equal_a_direct_computation_on_one_device():
   assert features.batch_size == 8 and features.sharding is not None
   got = features.samples(state, 13)
   key = jax.random.fold_in(state.key, evaluation._EVAL_STREAM)
-  expected = []
-  for index in range(2):
-    z = jax.random.normal(jax.random.fold_in(key, index), (8, config.model.latent_dim))
-    images = state.generator.apply({"params": state.g_params, **state.g_collections}, z,
-                                   train=False)
-    images = np.round((np.asarray(images) + 1) * 127.5) / 127.5 - 1
-    expected.append(network.apply(network.variables, jnp.asarray(images, jnp.float32)))
-  expected = np.concatenate(expected)[:13]
+  z = np.stack([jax.random.normal(jax.random.fold_in(key, index), (config.model.latent_dim,))
+                for index in range(13)])
+  images = state.generator.apply({"params": state.g_params, **state.g_collections}, z,
+                                 train=False)
+  images = np.round((np.asarray(images) + 1) * 127.5) / 127.5 - 1
+  expected = network.apply(network.variables, jnp.asarray(images, jnp.float32))
   assert got.shape == (13, 16)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+  # Each image has its own latent key: another batch size gives the same images.
+  np.testing.assert_allclose(evaluation._Features(network, batch_size=4).samples(state, 13),
+                             got, rtol=1e-4, atol=1e-5)
   # Real images: a short batch is padded and the padding dropped.
   real = np.random.default_rng(0).uniform(-1, 1, (5, 28, 28, 1)).astype(np.float32)
   np.testing.assert_allclose(
@@ -143,13 +144,29 @@ def test_too_few_real_images_is_a_one_line_error(tmp_path):
   assert "\n" not in str(error.value)
 
 
+def image_folder(path, count=48, side=28):
+  """A folder dataset of `count` grayscale PNGs in two labelled directories."""
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for index in range(count):
+    label_dir = path / "train" / f"label_{index % 2}"
+    label_dir.mkdir(parents=True, exist_ok=True)
+    pixels = rng.integers(0, 256, (side, side), dtype=np.uint8)
+    Image.fromarray(pixels, mode="L").save(label_dir / f"{index:03d}.png")
+  return path
+
+
 def test_run_evaluates_keeps_the_best_checkpoint_and_the_command_agrees(tmp_path):
-  import tensorflow_datasets as tfds
+  # A folder of images on disk rather than mocked TFDS: the run, its checkpoints and the command
+  # all see the real file system.
   config = load_experiment("mnist_dcgan")
-  config.eval.num_samples = 24
+  config.data.name = "folder"
+  config.data.folder = str(image_folder(tmp_path / "images"))
+  config.data.channels = 1
+  config.eval.update(metrics="fid,kid,precision_recall,density_coverage", every=2, best="fid",
+                     num_samples=24)
   workdir = tmp_path / "run"
-  with tfds.testing.mock_data(num_examples=64):
-    summary = runner.train_and_evaluate(config, workdir)
+  summary = runner.train_and_evaluate(config, workdir)
   lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   measures = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
   evaluated = [line for line in lines if "fid" in line]
@@ -168,7 +185,7 @@ def test_run_evaluates_keeps_the_best_checkpoint_and_the_command_agrees(tmp_path
   assert int(best_state.step) == best["step"]
 
   # The command recomputes the same numbers from the checkpoints (same fixed noise, the run's
-  # classifier, the real features from the cache: the dataset is not read again).
+  # classifier, the real features from the cache).
   latest = evaluate_command.evaluate(workdir)
   assert latest["step"] == 4 and latest["features"] == "classifier"
   for name in measures:
@@ -181,6 +198,11 @@ def test_run_evaluates_keeps_the_best_checkpoint_and_the_command_agrees(tmp_path
 def test_fid_of_the_evaluator_is_the_frechet_distance_of_its_features(tmp_path):
   real = np.random.default_rng(1).normal(size=(50, 8))
   fake = np.random.default_rng(2).normal(0.3, 1.2, size=(40, 8))
-  values = evaluation.compute(real, fake, ("fid", "precision_recall"))
+  values = evaluation.compute(real, fake, ("fid", "precision_recall", "density_coverage"))
   assert values["fid"] == pytest.approx(metrics.frechet_distance(real, fake), rel=1e-9)
-  assert values["precision"] == pytest.approx(metrics.precision_recall(real, fake)["precision"])
+  assert values["precision"] == metrics.precision_recall(real, fake, 3)["precision"]
+  # With the real radii computed once, the same numbers.
+  radii = evaluation.real_radii(real, ("precision_recall", "density_coverage"))
+  assert sorted(radii) == [3, 5]
+  cached = evaluation.compute(real, fake, ("precision_recall", "density_coverage"), radii=radii)
+  assert cached == {name: values[name] for name in ("precision", "recall", "density", "coverage")}

@@ -285,3 +285,11 @@ def test_neighbourhood_metrics_count_points_on_the_boundary():
   density, coverage = numpy_density_coverage(real, fake, 5)
   dc = metrics.density_coverage(real, fake, batch_size=64)
   assert dc["density"] == pytest.approx(density) and dc["coverage"] == pytest.approx(coverage)
+  # Radii computed once and passed in give the same counts, ties on the boundary included.
+  np.testing.assert_allclose(metrics.knn_radii(real, 3), radii, rtol=1e-6)
+  assert metrics.precision_recall(real, fake, batch_size=64,
+                                  real_radii=metrics.knn_radii(real, 3)) == pr
+  assert metrics.density_coverage(real, fake, batch_size=64,
+                                  real_radii=metrics.knn_radii(real, 5, batch_size=64)) == dc
+  with pytest.raises(ValueError, match="one radius per real sample"):
+    metrics.density_coverage(real, fake, real_radii=radii[:-1])

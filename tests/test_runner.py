@@ -197,8 +197,8 @@ def test_bad_config_fails_in_one_line_before_compiling(tmp_path, field, value, m
 def test_periodic_evaluation_needs_2d_toy_data(tmp_path):
   config = load_experiment("gaussian_1d")
   config.eval.every = 10
-  with pytest.raises(runner.RunError, match="eval.every needs 2-D toy data .ring, grid., not "
-                     "data.name 'mixture_1d'; set eval.every=0"):
+  with pytest.raises(runner.RunError, match="eval.every needs 2-D toy data .ring, grid. or image "
+                     "data, not data.name 'mixture_1d'; set eval.every=0"):
     runner.train_and_evaluate(config, tmp_path)
 
 
