@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ganjax import cache as cache_lib
 from ganjax import metrics as metrics_lib
 from ganjax import train
 
@@ -141,14 +142,6 @@ class FeatureNetwork:
   variables: Any
 
 
-def _file_sha256(path: str | os.PathLike) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as file:
-    for block in iter(lambda: file.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def inception_network(weights: str | os.PathLike | None = None) -> FeatureNetwork:
   """pytorch-fid's network from the weight file `weights` (default: $GANJAX_INCEPTION_WEIGHTS).
 
@@ -157,11 +150,10 @@ def inception_network(weights: str | os.PathLike | None = None) -> FeatureNetwor
   """
   from ganjax.models import inception
   try:
-    variables = inception.load_variables(weights)
+    variables, sha256 = inception.load_weights(weights)
   except (FileNotFoundError, ValueError) as error:
     raise EvaluationError(f"{error} (or set eval.inception_weights)") from None
-  path = weights if weights is not None else os.environ[inception.WEIGHTS_ENV]
-  return FeatureNetwork("inception", f"inception-{_file_sha256(path)[:16]}",
+  return FeatureNetwork("inception", f"inception-{sha256[:16]}",
                         inception.FEATURE_DIM,
                         lambda v, images: inception.extract_features(v, (images + 1.0) / 2.0),
                         variables)
@@ -188,7 +180,7 @@ def classifier_network(path: str | os.PathLike, data_shape: tuple[int, ...] | No
     return classifier.extract_features(variables, images, num_classes=num_classes,
                                        feature_dim=feature_dim)
 
-  return FeatureNetwork("classifier", f"classifier-{_file_sha256(path)[:16]}", feature_dim, apply,
+  return FeatureNetwork("classifier", f"classifier-{cache_lib.file_sha256(path)[:16]}", feature_dim, apply,
                         params)
 
 
@@ -256,9 +248,7 @@ class _Features:
       indices = start + jnp.arange(self.batch_size)
       z = jax.vmap(lambda index: jax.random.normal(jax.random.fold_in(key, index),
                                                    (state.spec.latent_dim,)))(indices)
-      params = state.ema_g_params if state.ema_g_params is not None else state.g_params
-      images = state.generator.apply({"params": params, **state.g_collections},
-                                     _constrain(z, self.sharding), train=False)
+      images = train.generate(state, _constrain(z, self.sharding))
       return of_images(variables, images)
 
     self._of_images = train.jit(of_images)
@@ -281,14 +271,6 @@ class _Features:
     return np.concatenate([np.asarray(part) for part in parts])[:num]
 
 
-def _cache_dir(stats_dir: str | os.PathLike | None) -> pathlib.Path:
-  if stats_dir is not None:
-    return pathlib.Path(stats_dir)
-  root = os.environ.get("GANJAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                        "ganjax")
-  return pathlib.Path(root) / "real_features"
-
-
 def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, num_real: int,
                   batch_size: int = 250, stats_dir: str | os.PathLike | None = None,
                   features: _Features | None = None) -> np.ndarray:
@@ -304,7 +286,9 @@ def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, nu
   key = {"version": _CACHE_VERSION, "data": described, "network": network.identity,
          "num_real": num_real, "shape": list(images_lib.image_shape(data_config))}
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-  path = _cache_dir(stats_dir) / f"{described['name']}-{network.name}-{num_real}-{digest}.npz"
+  folder = pathlib.Path(stats_dir if stats_dir is not None else
+                        os.path.join(cache_lib.directory(), "real_features"))
+  path = folder / f"{described['name']}-{network.name}-{num_real}-{digest}.npz"
   if path.exists():
     with np.load(path) as stored:
       if json.loads(str(stored["key"])) == key:

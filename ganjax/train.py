@@ -722,9 +722,13 @@ def create_seed_states(generator, discriminator, g_tx, d_tx, spec, data_shape,
                                             data_shape, seed))(jnp.asarray(seeds))
 
 
-def sample(state: GANState, num: int, key: jax.Array, use_ema: bool = True) -> jax.Array:
-  """`num` samples from the generator (the EMA generator when the state keeps one), with batch
-  statistics in inference mode."""
+def generate(state: GANState, z: jax.Array, use_ema: bool = True) -> jax.Array:
+  """The generator's output for latents `z` (the EMA generator when the state keeps one), with
+  batch statistics in inference mode."""
   params = state.ema_g_params if (use_ema and state.ema_g_params is not None) else state.g_params
-  z = jax.random.normal(key, (num, state.spec.latent_dim))
   return state.generator.apply({"params": params, **state.g_collections}, z, train=False)
+
+
+def sample(state: GANState, num: int, key: jax.Array, use_ema: bool = True) -> jax.Array:
+  """`num` samples from the generator (`generate` of `num` latents drawn with `key`)."""
+  return generate(state, jax.random.normal(key, (num, state.spec.latent_dim)), use_ema)

@@ -33,7 +33,6 @@ References:
 """
 import collections
 import functools
-import hashlib
 import os
 import pickle
 import struct
@@ -49,6 +48,7 @@ import ml_dtypes
 import numpy as np
 from flax import traverse_util
 
+from ganjax import cache as cache_lib
 from ganjax import train
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -60,7 +60,7 @@ INPUT_SIZE = 299
 BATCH_NORM_EPSILON = 1e-3
 # Environment variables: the weight file's path, and the folder of converted-weight caches.
 WEIGHTS_ENV = "GANJAX_INCEPTION_WEIGHTS"
-CACHE_ENV = "GANJAX_CACHE"
+CACHE_ENV = cache_lib.ENV
 _CACHE_VERSION = 1
 
 Variables = dict[str, Any]
@@ -736,19 +736,9 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> Variables:
 # Loading the weights.
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as file:
-    for block in iter(lambda: file.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _cache_path(cache_dir: str | os.PathLike | None, sha256: str) -> str:
-  if cache_dir is None:
-    cache_dir = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
-                                                          "ganjax")
-  return os.path.join(os.fspath(cache_dir), f"fid_inception_v{_CACHE_VERSION}-{sha256}.npz")
+  return os.path.join(cache_lib.directory(cache_dir),
+                      f"fid_inception_v{_CACHE_VERSION}-{sha256}.npz")
 
 
 def _read_cache(path: str) -> Variables | None:
@@ -781,9 +771,9 @@ def _write_cache(path: str, variables: Variables) -> None:
     pass
 
 
-def load_variables(path: str | os.PathLike | None = None, *,
+def load_weights(path: str | os.PathLike | None = None, *,
                    sha256_prefix: str = WEIGHTS_SHA256_PREFIX,
-                   cache_dir: str | os.PathLike | None = None) -> Variables:
+                   cache_dir: str | os.PathLike | None = None) -> tuple[Variables, str]:
   """Loads the FID Inception weights as `FIDInceptionV3` variables.
 
   The weight file is pytorch-fid's `WEIGHTS_FILE` (download it from `WEIGHTS_URL`). Its SHA-256
@@ -800,7 +790,8 @@ def load_variables(path: str | os.PathLike | None = None, *,
       GANJAX_CACHE, else ~/.cache/ganjax.
 
   Returns:
-    {'params': ..., 'batch_stats': ...}: nested dicts of jax arrays, for `extract_features`.
+    ({'params': ..., 'batch_stats': ...}, sha256): nested dicts of jax arrays, for
+    `extract_features`, and the weight file's SHA-256 in hex (what names the weights).
 
   Raises:
     FileNotFoundError: no path was given or set, or the file does not exist.
@@ -815,7 +806,7 @@ def load_variables(path: str | os.PathLike | None = None, *,
         f"FID Inception weights not found ({where}): download {WEIGHTS_URL} and pass its path "
         f"to load_variables(path) or set {WEIGHTS_ENV}")
   path = os.fspath(path)
-  sha256 = _sha256(path)
+  sha256 = cache_lib.file_sha256(path)
   if not sha256.startswith(sha256_prefix.lower()):
     raise ValueError(f"{path} has SHA-256 {sha256}, expected one starting with {sha256_prefix}: "
                      f"not the FID Inception weights, or a damaged download")
@@ -824,4 +815,11 @@ def load_variables(path: str | os.PathLike | None = None, *,
   if variables is None:
     variables = convert_state_dict(read_torch_state_dict(path))
     _write_cache(cache_path, variables)
-  return variables
+  return variables, sha256
+
+
+def load_variables(path: str | os.PathLike | None = None, *,
+                   sha256_prefix: str = WEIGHTS_SHA256_PREFIX,
+                   cache_dir: str | os.PathLike | None = None) -> Variables:
+  """The variables of `load_weights` (same arguments and errors), without the file's hash."""
+  return load_weights(path, sha256_prefix=sha256_prefix, cache_dir=cache_dir)[0]
