@@ -13,22 +13,15 @@ to 64x64 as in the DCGAN-tensorflow code (see `ganjax.data.images`). TFDS's 'cel
 holds 162,770 images: 32,000 steps is about 25 epochs (that code's default).
 """
 import ml_collections
-from ml_collections import config_dict
 
+from ganjax import data
 from ganjax import evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = ml_collections.ConfigDict({
-      "name": "celeb_a",
-      "split": "train",
-      "data_dir": config_dict.placeholder(str),
-      "image_size": 64,
-      "crop_size": 108,
-      "shuffle_buffer": 10_000,
-  })
+  config.data = data.image_config("celeb_a", image_size=64, crop_size=108)
   config.model = ml_collections.ConfigDict({
       "generator": "dcgan",
       "generator_kwargs": {"image_shape": (64, 64, 3), "base_features": 64},

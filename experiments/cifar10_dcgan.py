@@ -12,21 +12,15 @@ discriminator 64 -> 128 -> 256 with LeakyReLU 0.2 and batch normalisation after 
 steps is 128 epochs of the 50,000 training images.
 """
 import ml_collections
-from ml_collections import config_dict
 
+from ganjax import data
 from ganjax import evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = ml_collections.ConfigDict({
-      "name": "cifar10",
-      "split": "train",
-      "data_dir": config_dict.placeholder(str),
-      "image_size": 32,
-      "shuffle_buffer": 10_000,
-  })
+  config.data = data.image_config("cifar10", image_size=32)
   config.model = ml_collections.ConfigDict({
       "generator": "dcgan",
       "generator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},

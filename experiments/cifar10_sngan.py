@@ -13,21 +13,15 @@ draws 128 generated samples per generator update; here the learning rate is cons
 generator update uses the batch size.
 """
 import ml_collections
-from ml_collections import config_dict
 
+from ganjax import data
 from ganjax import evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = ml_collections.ConfigDict({
-      "name": "cifar10",
-      "split": "train",
-      "data_dir": config_dict.placeholder(str),
-      "image_size": 32,
-      "shuffle_buffer": 10_000,
-  })
+  config.data = data.image_config("cifar10", image_size=32)
   config.model = ml_collections.ConfigDict({
       "generator": "resnet",
       "generator_kwargs": {"channels": 3, "features": 256},

@@ -15,21 +15,15 @@ Networks", section 4): Adam with learning rate 2e-4 and beta1 0.5 (the tutorial 
 the default beta1 0.9). Loss: non-saturating.
 """
 import ml_collections
-from ml_collections import config_dict
 
+from ganjax import data
 from ganjax import evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = ml_collections.ConfigDict({
-      "name": "mnist",
-      "split": "train",
-      "data_dir": config_dict.placeholder(str),
-      "image_size": 28,
-      "shuffle_buffer": 10_000,
-  })
+  config.data = data.image_config("mnist", image_size=28)
   config.model = ml_collections.ConfigDict({
       "generator": "dcgan",
       "generator_kwargs": {"image_shape": (28, 28, 1), "base_features": 64},

@@ -45,13 +45,17 @@ Behaviour, and the Orbax machinery behind it (orbax-checkpoint 0.12):
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+
+from ganjax import paths
 
 STATE, CONFIG, DATA = "state", "config", "data"
 _SUBDIRECTORY = "checkpoints"
@@ -113,8 +117,9 @@ class Checkpointer:
   module docstring for asynchronous saving, retention, crash safety and multi-process use.
 
   Args:
-    directory: the run's workdir (a local path or any path `etils.epath` understands, such as
-      gs://...). Checkpoints go to its 'checkpoints' subdirectory, created if needed.
+    directory: the run's workdir (a local path, which may be relative to the current directory,
+      or any path `etils.epath` understands, such as gs://...). Checkpoints go to its
+      'checkpoints' subdirectory, created if needed.
     keep: how many of the latest steps to keep (at least 1).
     async_save: write in a background thread (True) or finish writing inside `save` (False).
     read_only: open the directory for reading only: nothing is created, saved, deleted or cleaned
@@ -127,13 +132,15 @@ class Checkpointer:
                read_only: bool = False):
     if keep < 1:
       raise ValueError(f"keep must be at least 1, got {keep}")
-    self._directory = epath.Path(directory) / _SUBDIRECTORY
+    # Orbax writes only to absolute paths.
+    self._directory = epath.Path(paths.absolute(directory)) / _SUBDIRECTORY
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
         enable_async_checkpointing=async_save,
         cleanup_tmp_directories=not read_only,
         create=not read_only,
         read_only=read_only,
+        save_interval_steps=0 if read_only else 1,  # Orbax warns when it sets 0 itself
     )
     # One handler per item, registered for both its save and its restore arguments, so that a
     # fresh manager can read an existing checkpoint's metadata and items before any save.
@@ -141,8 +148,9 @@ class Checkpointer:
         **{STATE: ocp.handlers.StandardCheckpointHandler(),
            CONFIG: ocp.handlers.JsonCheckpointHandler(),
            DATA: ocp.handlers.JsonCheckpointHandler()})
-    self._manager = ocp.CheckpointManager(self._directory, options=options,
-                                          handler_registry=registry)
+    with _without_read_only_warning():
+      self._manager = ocp.CheckpointManager(self._directory, options=options,
+                                            handler_registry=registry)
     self._read_only = read_only
     self._closed = False
 
@@ -342,6 +350,20 @@ class Checkpointer:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+@contextlib.contextmanager
+def _without_read_only_warning():
+  """Drops the warning Orbax logs for every read-only manager ("Given directory is read only"):
+  reading a run's checkpoints read-only is what `ganjax.sample` and `ganjax.evaluate` do."""
+  def keep(record: logging.LogRecord) -> bool:
+    return record.msg != "Given directory is read only=%s"
+  logger = logging.getLogger("absl")
+  logger.addFilter(keep)
+  try:
+    yield
+  finally:
+    logger.removeFilter(keep)
 
 
 def _abstract_leaf(leaf: Any) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 from flax import serialization
 
+from ganjax import progress as progress_lib
 from ganjax import train as train_lib
 
 DEFAULT_FEATURE_DIM = 128
@@ -168,7 +169,7 @@ def train(batches: Iterator[tuple[Any, Any]], *, image_shape: Sequence[int], num
                          learning_rate=learning_rate)
   params = init(image_shape, num_classes=num_classes, feature_dim=feature_dim, seed=seed)
   opt_state = optax.adam(learning_rate).init(params)
-  log_every = max(1, steps // 10)
+  progress = progress_lib.Progress("feature classifier", total=steps)
   for step in range(1, steps + 1):
     try:
       batch = next(batches)
@@ -177,8 +178,7 @@ def train(batches: Iterator[tuple[Any, Any]], *, image_shape: Sequence[int], num
     images, labels = _flat_batch(batch, image_shape)
     params, opt_state, loss = _update(params, opt_state, images, labels.astype(np.int32),
                                       **hyperparameters)
-    if step % log_every == 0 or step == steps:
-      logging.info("classifier step %d/%d: loss %.4f", step, steps, float(loss))
+    progress.update(step, lambda: f"loss {float(loss):.4f}")
   return params
 
 
@@ -423,16 +423,18 @@ def _define_flags() -> None:
 
 
 def main(argv):
-  from absl import app
   from absl import flags
 
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from ganjax import cli
+  from ganjax import paths
+
+  cli.no_arguments(argv)
   args = flags.FLAGS
-  data_config = {"name": args.dataset, "split": args.split, "data_dir": args.data_dir,
-                 "image_size": args.image_size, "folder": args.folder}
+  data_config = {"name": args.dataset, "split": args.split,
+                 "data_dir": paths.absolute(args.data_dir), "image_size": args.image_size,
+                 "folder": paths.absolute(args.folder)}
   try:
-    metadata = train_for_dataset(data_config, args.out, steps=args.steps,
+    metadata = train_for_dataset(data_config, paths.absolute(args.out), steps=args.steps,
                                  batch_size=args.batch_size, seed=args.seed)
   except (ValueError, OSError) as error:
     sys.exit(f"error: {error}")
@@ -441,9 +443,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app
+  from ganjax import cli  # pylint: disable=g-import-not-at-top
 
   # The flags are defined only when this module is the program, so that importing it defines
   # none that could clash with another program's.
   _define_flags()
-  app.run(main)
+  cli.run(main)

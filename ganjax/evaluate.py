@@ -13,10 +13,12 @@ only computes the generated images' features.
 import json
 import sys
 
-from absl import app
-from absl import flags
+from ganjax import cli  # first: it quiets TensorFlow before anything imports it
+
+from absl import flags  # pylint: disable=g-bad-import-order
 
 _OVERRIDES = ("metrics", "features", "num_samples", "num_real", "inception_weights", "classifier")
+_PATH_OVERRIDES = ("inception_weights", "classifier", "data_dir")
 
 
 def evaluate(workdir, *, step=None, best=False, **overrides):
@@ -30,11 +32,14 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
   import pathlib
 
   from ganjax import evaluation
+  from ganjax import paths
   from ganjax import runner
   from ganjax import sample
   from ganjax.data import images
 
-  workdir = pathlib.Path(workdir)
+  workdir = pathlib.Path(paths.absolute(workdir))
+  overrides = {name: paths.absolute(value) if name in _PATH_OVERRIDES else value
+               for name, value in overrides.items()}
   source = workdir / "best" if best else workdir
   state, config = sample.load_state(source, step)
   for name in ("data_dir", "split"):
@@ -85,8 +90,7 @@ def _define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_arguments(argv)
   from ganjax import checkpoint as checkpoint_lib
   from ganjax import runner
   FLAGS = flags.FLAGS
@@ -104,4 +108,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

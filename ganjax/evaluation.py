@@ -52,6 +52,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ganjax import cache as cache_lib
 from ganjax import metrics as metrics_lib
+from ganjax import progress as progress_lib
 from ganjax import train
 
 METRICS = ("fid", "kid", "precision_recall", "density_coverage")
@@ -199,12 +200,12 @@ def feature_network(config, workdir: str | os.PathLike | None,
     path = pathlib.Path(workdir) / CLASSIFIER_FILE
     if not path.exists():
       from ganjax import classifier
-      print(f"training the feature classifier on {config.data.get('name')!r} labels "
-            f"({values['classifier_steps']} steps) for {path}", flush=True)
+      progress_lib.say(f"training the feature classifier on {config.data.get('name')!r} labels "
+                       f"({values['classifier_steps']} steps) for {path}")
       metadata = classifier.train_for_dataset(config.data, path, steps=values["classifier_steps"],
                                               seed=config.seed)
-      print(f"feature classifier: accuracy {metadata['accuracy']:.4f} on the "
-            f"{metadata['accuracy_split']} split", flush=True)
+      progress_lib.say(f"feature classifier: accuracy {metadata['accuracy']:.4f} on the "
+                       f"{metadata['accuracy_split']} split")
   return classifier_network(path, data_shape)
 
 
@@ -295,11 +296,14 @@ def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, nu
         return stored["features"]
   features = features or _Features(network, batch_size)
   parts = []
+  progress = progress_lib.Progress(f"{network.name} features of the real images", total=num_real,
+                                   unit="images")
   try:
     for batch in images_lib.finite_batches(data_config, batch_size=features.batch_size,
                                            num_examples=num_real, process_index=0,
                                            process_count=1):
       parts.append(features.images(batch))
+      progress.update(sum(len(part) for part in parts))
   except ValueError as error:
     raise EvaluationError(f"{str(error).splitlines()[0]} (eval.num_real)") from None
   result = np.concatenate(parts)

@@ -1,14 +1,18 @@
 """The command line: python -m ganjax.main --config=experiments/<name>.py[:arg] --workdir=<dir>.
 
-Any config field can be overridden: --config.train.steps=100. The work is in
+Any config field can be overridden: --config.train.steps=100 (a field the config lacks stops
+with one line naming the closest ones). Paths (the workdir, the config's data folder, weight and
+classifier files) may be relative to the current directory. The console shows ganjax's lines;
+--verbosity=0 adds the INFO lines of the libraries underneath (Orbax, clu). The work is in
 `ganjax.runner.train_and_evaluate`, which a test or a notebook can call directly. On several
 processes (a TPU pod, a GPU cluster) pass --distributed: JAX's own runtime connects them
 (`jax.distributed.initialize()` reads the cluster from the environment).
 """
 import sys
 
-from absl import app
-from absl import flags
+from ganjax import cli  # first: it quiets TensorFlow before anything imports it
+
+from absl import flags  # pylint: disable=g-bad-import-order
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -20,8 +24,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_arguments(argv)
   import jax
   if FLAGS.distributed:
     jax.distributed.initialize()
@@ -36,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -59,16 +59,17 @@ def run(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   """
   from ganjax import runner
   started = time.perf_counter()
+  data_name = config.data.name
+  if data_name not in HQ_TARGETS:
+    raise runner.RunError(f"the mode-collapse benchmark needs data.name ring or grid, not "
+                          f"{data_name!r}")
   experiment = runner.build_experiment(config)
-  spec, data_name = experiment.spec, config.data.name
+  spec = experiment.spec
   evaluation = config.get("eval", {}) or {}
   seeds, every = config.seeds, int(evaluation.get("every", 0) or 0)
   num_samples = int(evaluation.get("num_samples", 2500) or 2500)
   if not isinstance(seeds, int) or seeds < 1:
     raise runner.RunError(f"seeds must be a positive integer, got {seeds!r}")
-  if data_name not in HQ_TARGETS:
-    raise runner.RunError(f"the mode-collapse benchmark needs data.name ring or grid, not "
-                          f"{data_name!r}")
   pack = dict(config.model.get("discriminator_kwargs", {})).get("pack", 1)
   if spec.batch_size % pack:
     raise runner.RunError(f"train.batch_size {spec.batch_size} is not divisible by the "

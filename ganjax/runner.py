@@ -41,8 +41,11 @@ import numpy as np
 
 from ganjax import checkpoint as checkpoint_lib
 from ganjax import metrics as metrics_lib
+from ganjax import paths
 from ganjax import pictures
+from ganjax import progress
 from ganjax import train
+from ganjax import workdir as workdir_lib
 from ganjax.data import toy
 
 # Config fields that may change when a run is resumed; any other difference means the workdir
@@ -51,9 +54,9 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
                     "train.sample_every", "train.keep_checkpoints", "train.parallel", "eval",
                     "data.data_dir")
 _SAMPLE_STREAM = 0x5A3E
-# What a new run may find in its workdir before its first checkpoint: the checkpoint folder, and
-# the feature classifier an earlier, interrupted start trained.
-_FIRST_FILES = ("checkpoints", "classifier.msgpack")
+# What a new run may find in its workdir before its first checkpoint: its own lock, the
+# checkpoint folder, and the feature classifier an earlier, interrupted start trained.
+_FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
 
 
 class RunError(Exception):
@@ -143,6 +146,9 @@ def build_experiment(config, check_data: bool = True) -> Experiment:
       data_shape = images.image_shape(config.data)
       if check_data:
         images.check_dataset(config.data)
+    # The players' shapes checked against the data's, without compiling anything.
+    jax.eval_shape(functools.partial(train.create_state, generator, discriminator, g_tx, d_tx,
+                                     spec, tuple(data_shape)), config.seed)
   except RunError:
     raise
   except (ValueError, TypeError, KeyError, AttributeError) as error:
@@ -205,17 +211,12 @@ class _Log:
                                                        "fid", "kid", "precision", "recall")
                       if k in values)
     speed = f"{steps_per_s:.1f} steps/s  " if steps_per_s is not None else ""
-    print(f"step {step}/{self.total_steps}  {shown}  {speed}{_duration(left)} left", flush=True)
+    print(f"step {step}/{self.total_steps}  {shown}  {speed}{progress.duration(left)} left",
+          flush=True)
 
   def close(self):
     self.writer.flush()
     self.writer.close()
-
-
-def _duration(seconds: float) -> str:
-  seconds = int(seconds)
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
-      f"{seconds // 60}m{seconds % 60:02d}s")
 
 
 class _Signals:
@@ -300,7 +301,8 @@ def new_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
     RunError: the path exists and is a file or a non-empty directory (nothing in it is changed).
   """
   workdir = pathlib.Path(workdir)
-  if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+  if workdir.exists() and (not workdir.is_dir() or any(
+      path.name != workdir_lib.LOCK_FILE for path in workdir.iterdir())):
     raise RunError(f"workdir {workdir} is not a new or empty directory; give another "
                    "(nothing in it was changed)")
   workdir.mkdir(parents=True, exist_ok=True)
@@ -315,21 +317,38 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   the mode-collapse benchmark (`ganjax.mode_collapse.run`): it trains that many seeds side by side
   and writes and returns a table row (row.json).
 
+  `workdir` and the config's path fields (`ganjax.paths.CONFIG_PATH_FIELDS`) may be relative to
+  the current directory; they are made absolute here, and the config is saved with them so. The
+  run holds the workdir (`ganjax.workdir.hold`) from before it writes anything until it returns.
+
   Returns:
     The summary written to summary.json.
 
   Raises:
-    RunError: a bad config, a workdir in use by another experiment, a damaged checkpoint, or a
-      non-finite loss (naming the step and the last good checkpoint, which is kept).
+    RunError: a bad config, a workdir in use by another experiment or by another process, a
+      damaged checkpoint, or a non-finite loss (naming the step and the last good checkpoint,
+      which is kept).
     Preempted: after SIGTERM/SIGINT, once the checkpoint is saved.
   """
+  workdir = pathlib.Path(paths.absolute(workdir))
+  config = paths.with_absolute_paths(config)
   if "study" in config:
     from ganjax import derivation
-    return derivation.run(config, workdir).to_dict()
-  if "seeds" in config:
+    program = lambda: derivation.run(config, workdir).to_dict()
+  elif "seeds" in config:
     from ganjax import mode_collapse
-    return mode_collapse.run(config, workdir)
-  workdir = pathlib.Path(workdir)
+    program = lambda: mode_collapse.run(config, workdir)
+  else:
+    program = lambda: _train(config, workdir)
+  try:
+    with workdir_lib.hold(workdir):
+      return program()
+  except (workdir_lib.WorkdirInUse, NotADirectoryError) as error:
+    raise RunError(str(error)) from None
+
+
+def _train(config, workdir: pathlib.Path) -> dict[str, Any]:
+  """The GAN training program of `train_and_evaluate`."""
   experiment = build_experiment(config)
   eval_settings = _check_eval(config, experiment)
   parallel = config.train.parallel
@@ -337,8 +356,6 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   periods = _periods(config)
   total_steps = config.train.steps
 
-  if workdir.exists() and not workdir.is_dir():
-    raise RunError(f"workdir {workdir} is a file")
   checkpoints = checkpoint_lib.Checkpointer(workdir, keep=int(config.train.get("keep_checkpoints",
                                                                                3) or 3))
   try:

@@ -7,8 +7,9 @@ true density for toy data).
 """
 import sys
 
-from absl import app
-from absl import flags
+from ganjax import cli  # first: it quiets TensorFlow before anything imports it
+
+from absl import flags  # pylint: disable=g-bad-import-order
 
 def load_state(workdir, step=None):
   """The training state and config of the run in `workdir` (latest checkpoint by default)."""
@@ -82,4 +83,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

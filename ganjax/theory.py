@@ -18,6 +18,14 @@ the grid (a grid wide enough for the densities) this equals the trapezoid rule, 
 integrands it is accurate far beyond the grid spacing. Logarithms are natural. Products
 p log q follow the convention 0 log 0 = 0 (`jax.scipy.special.xlogy`).
 
+Every function of densities on a grid also takes log-densities, as keyword arguments named
+log_<density> (`kl_divergence(log_p=..., log_q=..., dx=...)`), and then works in log space:
+log-ratios, log-sigmoids and `ganjax.divergences.FDivergence.integrand`, never a density ratio.
+A float32 density flushes to 0 below about 1e-38 (e^-87, some 13 standard deviations from a
+Gaussian's mean) while its log-density stays exact, so the log forms hold on grids as wide as
+wanted, and a log-density of -inf marks a point outside a support. Give both densities of a pair
+in the same form.
+
 Wherever a GAN objective is needed it is the library's own, taken from `ganjax.losses` by
 name, so what is analysed here is exactly what `ganjax.train` optimises.
 """
@@ -39,31 +47,77 @@ DIRAC_GAN_UPDATES = ("simultaneous", "alternating")
 
 
 def _integrate(integrand: jax.Array, dx: jax.typing.ArrayLike) -> jax.Array:
+  if dx is None:
+    raise ValueError("the grid spacing dx is required")
   return jnp.sum(integrand) * dx
+
+
+def _densities_or_logs(function: str, names: tuple[str, str], densities, log_densities,
+                       log_names: tuple[str, str] | None = None) -> tuple[bool, Any, Any]:
+  """(in_logs, first, second): the pair of log-densities if it is given, else the densities.
+
+  Raises:
+    ValueError: unless exactly one of the two forms is given, both of its members.
+  """
+  log_names = log_names or tuple(f"log_{name}" for name in names)
+  choices = (f"{function} takes {names[0]} and {names[1]}, or {log_names[0]} and "
+             f"{log_names[1]} (keyword arguments)")
+  if all(value is None for value in log_densities):
+    if any(value is None for value in densities):
+      raise ValueError(choices)
+    return False, *densities
+  if any(value is not None for value in densities):
+    raise ValueError(f"{choices}, not a mixture of the two")
+  if any(value is None for value in log_densities):
+    raise ValueError(choices)
+  return True, *log_densities
+
+
+def _arrays_or_logs(function: str, names: tuple[str, str], densities, log_densities
+                    ) -> tuple[bool, jax.Array, jax.Array]:
+  """`_densities_or_logs` for a pair of arrays, returned as arrays."""
+  in_logs, first, second = _densities_or_logs(function, names, densities, log_densities)
+  return in_logs, jnp.asarray(first), jnp.asarray(second)
 
 
 # Densities on a grid.
 
 
 @jax.jit
-def optimal_discriminator(p_data: jax.typing.ArrayLike, p_g: jax.typing.ArrayLike) -> jax.Array:
+def optimal_discriminator(
+    p_data: jax.typing.ArrayLike | None = None,
+    p_g: jax.typing.ArrayLike | None = None,
+    *,
+    log_p_data: jax.typing.ArrayLike | None = None,
+    log_p_g: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
   """The discriminator that maximises V(D, G) for a fixed generator.
 
-    D*(x) = p_data(x) / (p_data(x) + p_g(x)).
+    D*(x) = p_data(x) / (p_data(x) + p_g(x)) = sigmoid(log p_data(x) - log p_g(x)).
 
   Where both densities vanish D* is not determined by V (the point carries no mass); it is
-  returned as 1/2 there, the value of the equilibrium, so that the result is never NaN.
+  returned as 1/2 there, the value of the equilibrium, so that the result is never NaN. From
+  log-densities D* is the sigmoid of the log-ratio (D*'s logit), which is right also where both
+  densities would underflow.
 
   Args:
     p_data: data density at the grid points.
     p_g: generator density at the same points.
+    log_p_data: the data log-density, in place of p_data.
+    log_p_g: the generator log-density, in place of p_g.
 
   Returns:
     D*(x) at each point, the probability that x is real, with the shape of the inputs.
 
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
   References: Goodfellow et al. 2014, Proposition 1.
   """
-  p_data, p_g = jnp.asarray(p_data), jnp.asarray(p_g)
+  in_logs, p_data, p_g = _arrays_or_logs(
+      "optimal_discriminator", ("p_data", "p_g"), (p_data, p_g), (log_p_data, log_p_g))
+  if in_logs:
+    return jax.nn.sigmoid(divergences.log_ratio(p_data, p_g))
   total = p_data + p_g
   positive = total > 0
   return jnp.where(positive, p_data / jnp.where(positive, total, 1.0), 0.5)
@@ -71,39 +125,69 @@ def optimal_discriminator(p_data: jax.typing.ArrayLike, p_g: jax.typing.ArrayLik
 
 @jax.jit
 def value_function(
-    discriminator: jax.typing.ArrayLike,
-    p_data: jax.typing.ArrayLike,
-    p_g: jax.typing.ArrayLike,
-    dx: jax.typing.ArrayLike,
+    discriminator: jax.typing.ArrayLike | None = None,
+    p_data: jax.typing.ArrayLike | None = None,
+    p_g: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    logits: jax.typing.ArrayLike | None = None,
+    log_p_data: jax.typing.ArrayLike | None = None,
+    log_p_g: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
   """The GAN value function of a discriminator, by quadrature.
 
     V(D, G) = integral p_data(x) log D(x) + p_g(x) log(1 - D(x)) dx,
 
   with 0 log 0 = 0: a point where D = 0 (or 1) costs nothing if it carries no data (or no
-  generator) mass, and -inf otherwise.
+  generator) mass, and -inf otherwise. Given D's logits a, log D = log_sigmoid(a) and
+  log(1 - D) = log_sigmoid(-a), finite where sigmoid(a) rounds to 1 or 0 (a > 17 or a < -88 in
+  float32); given log-densities, each term is exp(log p) times its log, 0 where log p = -inf.
 
   Args:
     discriminator: D(x) in [0, 1] at the grid points (a probability, not a logit).
     p_data: data density at the grid points.
     p_g: generator density at the grid points.
     dx: the grid spacing.
+    logits: D's logits at the grid points, in place of discriminator.
+    log_p_data: the data log-density, in place of p_data.
+    log_p_g: the generator log-density, in place of p_g.
 
   Returns:
     The scalar V(D, G).
 
+  Raises:
+    ValueError: unless exactly one of discriminator and logits is given, and both densities or
+      both log-densities.
+
   References: Goodfellow et al. 2014, Eq. (1) and the proof of Proposition 1.
   """
-  discriminator = jnp.asarray(discriminator)
-  integrand = xlogy(p_data, discriminator) + xlog1py(p_g, -discriminator)
+  in_logs, p_data, p_g = _arrays_or_logs(
+      "value_function", ("p_data", "p_g"), (p_data, p_g), (log_p_data, log_p_g))
+  if (discriminator is None) == (logits is None):
+    raise ValueError("value_function takes discriminator (probabilities) or logits")
+  if logits is None and not in_logs:
+    discriminator = jnp.asarray(discriminator)
+    return _integrate(xlogy(p_data, discriminator) + xlog1py(p_g, -discriminator), dx)
+  if logits is None:
+    log_d, log_not_d = jnp.log(discriminator), jnp.log1p(-jnp.asarray(discriminator))
+  else:
+    log_d, log_not_d = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-jnp.asarray(logits))
+  if in_logs:
+    integrand = divergences.weighted(p_data, log_d) + divergences.weighted(p_g, log_not_d)
+  else:
+    integrand = (jnp.where(p_data == 0, 0.0, p_data * log_d)
+                 + jnp.where(p_g == 0, 0.0, p_g * log_not_d))
   return _integrate(integrand, dx)
 
 
 @jax.jit
 def virtual_training_criterion(
-    p_data: jax.typing.ArrayLike,
-    p_g: jax.typing.ArrayLike,
-    dx: jax.typing.ArrayLike,
+    p_data: jax.typing.ArrayLike | None = None,
+    p_g: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    log_p_data: jax.typing.ArrayLike | None = None,
+    log_p_g: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
   """The generator's objective when the discriminator is optimal.
 
@@ -111,21 +195,31 @@ def virtual_training_criterion(
          = integral p_data log(p_data / (p_data + p_g)) + p_g log(p_g / (p_data + p_g)) dx
          = -log 4 + 2 JSD(p_data || p_g),
 
-  whose minimum -log 4 is reached if and only if p_g = p_data. It is computed from the second
-  line as p log p + q log q - (p + q) log(p + q) rather than through D*: in floating point
-  D* = p / (p + q) rounds to 1 where q << p, and log(1 - D*) would then be -inf.
+  whose minimum -log 4 is reached if and only if p_g = p_data. From densities it is computed
+  from the second line as p log p + q log q - (p + q) log(p + q) rather than through D*: in
+  floating point D* = p / (p + q) rounds to 1 where q << p, and log(1 - D*) would then be -inf.
+  From log-densities, log(p / (p + q)) = log_sigmoid(log p - log q) (the 'gan' integrand of
+  `ganjax.divergences`).
 
   Args:
     p_data: data density at the grid points.
     p_g: generator density at the grid points.
     dx: the grid spacing.
+    log_p_data: the data log-density, in place of p_data.
+    log_p_g: the generator log-density, in place of p_g.
 
   Returns:
     The scalar C(G).
 
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
   References: Goodfellow et al. 2014, Theorem 1.
   """
-  p_data, p_g = jnp.asarray(p_data), jnp.asarray(p_g)
+  in_logs, p_data, p_g = _arrays_or_logs(
+      "virtual_training_criterion", ("p_data", "p_g"), (p_data, p_g), (log_p_data, log_p_g))
+  if in_logs:
+    return _integrate(divergences.GAN.integrand(p_data, p_g), dx)
   total = p_data + p_g
   integrand = xlogy(p_data, p_data) + xlogy(p_g, p_g) - xlogy(total, total)
   return _integrate(integrand, dx)
@@ -133,51 +227,82 @@ def virtual_training_criterion(
 
 @jax.jit
 def kl_divergence(
-    p: jax.typing.ArrayLike, q: jax.typing.ArrayLike, dx: jax.typing.ArrayLike) -> jax.Array:
+    p: jax.typing.ArrayLike | None = None,
+    q: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    log_p: jax.typing.ArrayLike | None = None,
+    log_q: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
   """The Kullback-Leibler divergence of P from Q, by quadrature.
 
     KL(P || Q) = integral p(x) log(p(x) / q(x)) dx,
 
   +inf if some point has p > 0 = q; points where p = 0 contribute 0. Float32 densities flush
-  to 0 below about 1e-38 (some 13 standard deviations from a Gaussian's mean), so the grid
-  should end where q is still positive wherever p is.
+  to 0 below about 1e-38 (some 13 standard deviations from a Gaussian's mean), so with densities
+  the grid should end where q is still positive wherever p is; with log-densities the integrand
+  is exp(log p) (log p - log q) and no such limit applies (a point where exp(log p) underflows
+  contributes 0, an error below 1e-38 |log p - log q| dx).
 
   Args:
     p: density of P at the grid points.
     q: density of Q at the grid points.
     dx: the grid spacing.
+    log_p: log-density of P, in place of p (-inf outside its support).
+    log_q: log-density of Q, in place of q.
 
   Returns:
     The scalar KL(P || Q) in nats.
 
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
   References: Arjovsky & Bottou 2017, Section 2 (the divergences GAN training relates to).
   """
-  p = jnp.asarray(p)
+  in_logs, p, q = _arrays_or_logs("kl_divergence", ("p", "q"), (p, q), (log_p, log_q))
+  if in_logs:
+    return _integrate(divergences.KL.integrand(p, q), dx)
   return _integrate(xlogy(p, p) - xlogy(p, q), dx)
 
 
 @jax.jit
 def jensen_shannon_divergence(
-    p: jax.typing.ArrayLike, q: jax.typing.ArrayLike, dx: jax.typing.ArrayLike) -> jax.Array:
+    p: jax.typing.ArrayLike | None = None,
+    q: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    log_p: jax.typing.ArrayLike | None = None,
+    log_q: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
   """The Jensen-Shannon divergence, by quadrature.
 
     JSD(P || Q) = KL(P || M) / 2 + KL(Q || M) / 2,   M = (P + Q) / 2,
-                = integral (p log p + q log q - (p + q) log((p + q) / 2)) / 2 dx.
+                = integral (p log p + q log q - (p + q) log((p + q) / 2)) / 2 dx
+                = integral (p log(2 sigmoid(d)) + q log(2 sigmoid(-d))) / 2 dx,  d = log(p / q).
 
   It is symmetric, 0 iff P = Q and log 2 when the supports are disjoint (for normalised
-  densities; the result is not clipped to [0, log 2], so quadrature error stays visible).
+  densities; the result is not clipped to [0, log 2], so quadrature error stays visible). From
+  log-densities it is computed from the last line.
 
   Args:
     p: density of P at the grid points.
     q: density of Q at the grid points.
     dx: the grid spacing.
+    log_p: log-density of P, in place of p (-inf outside its support).
+    log_q: log-density of Q, in place of q.
 
   Returns:
     The scalar JSD(P || Q) in nats.
 
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
   References: Goodfellow et al. 2014, Theorem 1; Arjovsky & Bottou 2017, Section 2.
   """
-  p, q = jnp.asarray(p), jnp.asarray(q)
+  in_logs, p, q = _arrays_or_logs(
+      "jensen_shannon_divergence", ("p", "q"), (p, q), (log_p, log_q))
+  if in_logs:
+    return _integrate(divergences.JENSEN_SHANNON.integrand(p, q), dx) / 2.0
   total = p + q
   # log((p + q) / 2) as log(p + q) - log 2: (p + q) / 2 can flush to zero below float32's tiny.
   integrand = xlogy(p, p) + xlogy(q, q) - xlogy(total, total) + total * math.log(2.0)
@@ -186,33 +311,46 @@ def jensen_shannon_divergence(
 
 @functools.partial(jax.jit, static_argnames=("divergence",))
 def f_divergence(
-    p: jax.typing.ArrayLike,
-    q: jax.typing.ArrayLike,
-    dx: jax.typing.ArrayLike,
-    divergence: str | divergences.FDivergence,
+    p: jax.typing.ArrayLike | None = None,
+    q: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    divergence: str | divergences.FDivergence | None = None,
+    *,
+    log_p: jax.typing.ArrayLike | None = None,
+    log_q: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
   """An f-divergence of `ganjax.divergences`, by quadrature.
 
     D_f(P || Q) = integral q(x) f(p(x) / q(x)) dx.
 
-  Points where both densities vanish contribute 0. The grid must have q > 0 wherever p > 0:
-  there the integrand is p * lim_{u -> inf} f(u) / u, which depends on f (+inf for KL, 0 for
-  reverse KL), and the result is NaN.
+  Points where both densities vanish contribute 0. With densities the grid must have q > 0
+  wherever p > 0: there the integrand is p * lim_{u -> inf} f(u) / u, which depends on f (+inf
+  for KL, 0 for reverse KL), and the result is NaN. With log-densities the integrand is
+  `FDivergence.integrand`, which takes that limit for every divergence of the tables.
 
   Args:
     p: density of P (the data) at the grid points.
     q: density of Q (the generator) at the grid points.
     dx: the grid spacing.
     divergence: a name in `ganjax.divergences.DIVERGENCES`, or an `FDivergence`.
+    log_p: log-density of P, in place of p (-inf outside its support).
+    log_q: log-density of Q, in place of q.
 
   Returns:
     The scalar D_f(P || Q). With the tables' f, 'gan' gives 2 JSD - log 4 and
     'jensen_shannon' gives 2 JSD (see `ganjax.divergences`).
 
+  Raises:
+    ValueError: for an unknown divergence, or unless both densities or both log-densities are
+      given.
+
   References: Nowozin, Cseke & Tomioka 2016, Section 2 and Table 1.
   """
-  f = divergences.get(divergence).generator
-  p, q = jnp.asarray(p), jnp.asarray(q)
+  divergence = divergences.get(divergence)
+  in_logs, p, q = _arrays_or_logs("f_divergence", ("p", "q"), (p, q), (log_p, log_q))
+  if in_logs:
+    return _integrate(divergence.integrand(p, q), dx)
+  f = divergence.generator
   q_positive = q > 0
   ratio = p / jnp.where(q_positive, q, 1.0)
   integrand = jnp.where(q_positive, q * f(ratio), jnp.where(p > 0, jnp.nan, 0.0))
@@ -243,6 +381,26 @@ def gaussian_density(
 
 
 @jax.jit
+def gaussian_log_density(
+    x: jax.typing.ArrayLike, mean: jax.typing.ArrayLike, std: jax.typing.ArrayLike) -> jax.Array:
+  """The log-density of N(mean, std^2) at x, exact far beyond where the density underflows.
+
+    log N(x; m, s^2) = -(x - m)^2 / (2 s^2) - log s - log(2 pi) / 2.
+
+  Args:
+    x: points, any shape.
+    mean: the mean, broadcastable against x.
+    std: the standard deviation (> 0), broadcastable against x.
+
+  Returns:
+    The log-density at each point, with the broadcast shape.
+
+  References: Goodfellow et al. 2014, Figure 1 (the 1-D picture this reproduces).
+  """
+  return jax.scipy.stats.norm.logpdf(x, mean, std)
+
+
+@jax.jit
 def gaussian_mixture_density(
     x: jax.typing.ArrayLike,
     means: jax.typing.ArrayLike,
@@ -270,6 +428,35 @@ def gaussian_mixture_density(
   x = jnp.asarray(x)[..., None]
   components = gaussian_density(x, jnp.asarray(means), jnp.asarray(stds))
   return jnp.sum(jnp.asarray(weights) * components, axis=-1)
+
+
+@jax.jit
+def gaussian_mixture_log_density(
+    x: jax.typing.ArrayLike,
+    means: jax.typing.ArrayLike,
+    stds: jax.typing.ArrayLike,
+    weights: jax.typing.ArrayLike,
+) -> jax.Array:
+  """The log-density of a 1-D Gaussian mixture at x, by log-sum-exp over the components.
+
+    log p(x) = log sum_k w_k N(x; m_k, s_k^2)
+             = M + log sum_k w_k exp(log N(x; m_k, s_k^2) - M),  M = max_k log N(x; m_k, s_k^2).
+
+  Args:
+    x: points, any shape.
+    means: component means, shape (K,).
+    stds: component standard deviations, shape (K,).
+    weights: component weights, shape (K,), non-negative and summing to 1.
+
+  Returns:
+    The log-density at each point, with the shape of x.
+
+  References: Arjovsky & Bottou 2017 (mixtures as data distributions whose modes a
+  generator can drop).
+  """
+  x = jnp.asarray(x)[..., None]
+  components = gaussian_log_density(x, jnp.asarray(means), jnp.asarray(stds))
+  return jax.nn.logsumexp(components, axis=-1, b=jnp.asarray(weights))
 
 
 @jax.jit
@@ -337,13 +524,17 @@ def generator_logit_gradient(loss: str, d: jax.typing.ArrayLike) -> jax.Array:
   return gradient(jax.scipy.special.logit(jnp.asarray(d, dtype=jnp.result_type(float))))
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "generator_density_fn"))
+@functools.partial(jax.jit,
+                   static_argnames=("loss", "generator_density_fn", "generator_log_density_fn"))
 def generator_gradient_fixed_d(
     loss: str,
-    generator_density_fn: DensityFn,
-    theta: Any,
-    p_data: jax.typing.ArrayLike,
-    dx: jax.typing.ArrayLike,
+    generator_density_fn: DensityFn | None = None,
+    theta: Any = None,
+    p_data: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    generator_log_density_fn: DensityFn | None = None,
+    log_p_data: jax.typing.ArrayLike | None = None,
 ) -> Any:
   """The generator's gradient when the discriminator is optimal and held fixed.
 
@@ -358,7 +549,9 @@ def generator_gradient_fixed_d(
 
   Both need p_data > 0 wherever p_theta0 > 0 on the grid (overlapping supports; otherwise
   a* = -inf there), and the grid mass of p_theta must not depend on theta. Points where
-  p_theta0 = 0 contribute nothing.
+  p_theta0 = 0 contribute nothing. Given log-densities (`generator_log_density_fn` and
+  `log_p_data`), a* is their difference and the expected loss integrates
+  exp(log p_theta) l(a*), so that neither density has to be representable.
 
   Args:
     loss: a generator loss name that `ganjax.losses.get` accepts ('minimax',
@@ -369,30 +562,52 @@ def generator_gradient_fixed_d(
       is taken.
     p_data: data density on the same grid.
     dx: the grid spacing.
+    generator_log_density_fn: maps theta to the generator's log-density on the grid, in place
+      of generator_density_fn (static too).
+    log_p_data: the data log-density, in place of p_data.
 
   Returns:
     The gradient, with the structure of theta.
 
+  Raises:
+    ValueError: unless the densities or the log-densities (both of them) are given.
+
   References: Arjovsky & Bottou 2017, Theorem 2.5; Goodfellow et al. 2014, Theorem 1.
   """
-  fixed_density = jax.lax.stop_gradient(generator_density_fn(theta))
-  optimal_logits = jnp.log(p_data) - jnp.log(fixed_density)
+  in_logs, p_data, density_fn = _densities_or_logs(
+      "generator_gradient_fixed_d", ("p_data", "generator_density_fn"),
+      (p_data, generator_density_fn), (log_p_data, generator_log_density_fn),
+      ("log_p_data", "generator_log_density_fn"))
+  p_data = jnp.asarray(p_data)
+  if in_logs:
+    fixed_log_density = jax.lax.stop_gradient(density_fn(theta))
+    optimal_logits = divergences.log_ratio(p_data, fixed_log_density)
+    fixed_mass = fixed_log_density > -jnp.inf
+    weigh = divergences.weighted
+  else:
+    fixed_density = jax.lax.stop_gradient(density_fn(theta))
+    optimal_logits = jnp.log(p_data) - jnp.log(fixed_density)
+    fixed_mass = fixed_density > 0
+    weigh = jnp.multiply
   per_point_loss = jax.vmap(_generator_loss_of_logit(loss))(optimal_logits)
   # A smooth non-negative density that is 0 at theta0 has a zero derivative there too.
-  per_point_loss = jnp.where(fixed_density > 0, per_point_loss, 0.0)
+  per_point_loss = jnp.where(fixed_mass, per_point_loss, 0.0)
 
   def expected_loss(parameters):
-    return _integrate(generator_density_fn(parameters) * per_point_loss, dx)
+    return _integrate(weigh(density_fn(parameters), per_point_loss), dx)
 
   return jax.grad(expected_loss)(theta)
 
 
-@functools.partial(jax.jit, static_argnames=("generator_density_fn",))
+@functools.partial(jax.jit, static_argnames=("generator_density_fn", "generator_log_density_fn"))
 def non_saturating_gradient_fixed_d(
-    generator_density_fn: DensityFn,
-    theta: Any,
-    p_data: jax.typing.ArrayLike,
-    dx: jax.typing.ArrayLike,
+    generator_density_fn: DensityFn | None = None,
+    theta: Any = None,
+    p_data: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    generator_log_density_fn: DensityFn | None = None,
+    log_p_data: jax.typing.ArrayLike | None = None,
 ) -> Any:
   """The non-saturating generator's gradient with D* fixed: not the gradient of the JSD.
 
@@ -411,20 +626,32 @@ def non_saturating_gradient_fixed_d(
     theta: the parameters theta0 (any pytree of arrays).
     p_data: data density on the same grid.
     dx: the grid spacing.
+    generator_log_density_fn: maps theta to the generator's log-density, in place of
+      generator_density_fn.
+    log_p_data: the data log-density, in place of p_data.
 
   Returns:
     The gradient, with the structure of theta. See `generator_gradient_fixed_d` for the
     requirements on the densities.
 
+  Raises:
+    ValueError: unless the densities or the log-densities (both of them) are given.
+
   References: Arjovsky & Bottou 2017, Theorem 2.5; Goodfellow et al. 2014, Section 3.
   """
   return generator_gradient_fixed_d(
-      "non_saturating", generator_density_fn, theta, p_data, dx)
+      "non_saturating", generator_density_fn, theta, p_data, dx,
+      generator_log_density_fn=generator_log_density_fn, log_p_data=log_p_data)
 
 
 @jax.jit
 def kl_minus_2jsd(
-    p_g: jax.typing.ArrayLike, p_data: jax.typing.ArrayLike, dx: jax.typing.ArrayLike
+    p_g: jax.typing.ArrayLike | None = None,
+    p_data: jax.typing.ArrayLike | None = None,
+    dx: jax.typing.ArrayLike | None = None,
+    *,
+    log_p_g: jax.typing.ArrayLike | None = None,
+    log_p_data: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
   """The objective the non-saturating generator follows when D is optimal.
 
@@ -437,12 +664,22 @@ def kl_minus_2jsd(
     p_g: generator density at the grid points.
     p_data: data density at the grid points.
     dx: the grid spacing.
+    log_p_g: the generator log-density, in place of p_g.
+    log_p_data: the data log-density, in place of p_data.
 
   Returns:
     The scalar KL(p_g || p_data) - 2 JSD(p_data || p_g).
 
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
   References: Arjovsky & Bottou 2017, Theorem 2.5.
   """
+  in_logs, p_g, p_data = _arrays_or_logs(
+      "kl_minus_2jsd", ("p_g", "p_data"), (p_g, p_data), (log_p_g, log_p_data))
+  if in_logs:
+    return (kl_divergence(log_p=p_g, log_q=p_data, dx=dx)
+            - 2.0 * jensen_shannon_divergence(log_p=p_data, log_q=p_g, dx=dx))
   return kl_divergence(p_g, p_data, dx) - 2.0 * jensen_shannon_divergence(p_data, p_g, dx)
 
 

@@ -235,7 +235,8 @@ def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Call
                                                                  train=False), z, train=False), z)
   if fake.shape[1:] != tuple(data_shape):
     raise ValueError(f"the generator makes samples of shape {fake.shape[1:]}, but the data has "
-                     f"shape {tuple(data_shape)}")
+                     f"shape {tuple(data_shape)}; give the generator and the discriminator the "
+                     f"data's shape (model.generator_kwargs, model.discriminator_kwargs)")
 
   @jax.jit
   def initialise(seed):

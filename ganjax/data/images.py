@@ -56,8 +56,9 @@ for _device_type in ("GPU", "TPU"):
     logging.warning("TensorFlow was initialised before ganjax.data.images was imported and may "
                     "use %s memory: %s", _device_type, error)
 
+from ganjax.data import DEFAULT_SHUFFLE_BUFFER
+
 FOLDER = "folder"
-DEFAULT_SHUFFLE_BUFFER = 10_000
 DEFAULT_CELEB_A_CROP = 108
 DEFAULT_FOLDER_CHANNELS = 3
 

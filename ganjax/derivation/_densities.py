@@ -45,8 +45,10 @@ class Grid:
 
   @classmethod
   def linspace(cls, low: float, high: float, num: int) -> Grid:
-    x = jnp.linspace(low, high, num)
-    return cls(x=x, dx=float(x[1] - x[0]))
+    # The spacing in float64: x[1] - x[0] of the float32 points is off by up to ulp(|low|) / dx
+    # relative (4.7e-5 for [-8, 8] in 2000 steps, 2.3e-5 for [-10, 10]), an error every integral
+    # would carry.
+    return cls(x=jnp.linspace(low, high, num), dx=(high - low) / (num - 1))
 
   @property
   def points(self) -> jax.Array:
@@ -64,8 +66,18 @@ def mixture_from_config(config: Any) -> toy.GaussianMixture:
 def mixture_density(data: toy.GaussianMixture, grid: Grid) -> jax.Array:
   """The density of a 1-D mixture at the grid points (`theory.gaussian_mixture_density`, the
   closed form of the mixture's `prob`, compiled once for every grid and mixture size)."""
-  return theory.gaussian_mixture_density(grid.x, jnp.asarray(data.means)[:, 0],
-                                         jnp.asarray(data.stds), jnp.asarray(data.weights))
+  return theory.gaussian_mixture_density(grid.x, *_components(data))
+
+
+def mixture_log_density(data: toy.GaussianMixture, grid: Grid) -> jax.Array:
+  """The log-density of a 1-D mixture at the grid points (`theory.gaussian_mixture_log_density`,
+  the mixture's `log_prob`), exact where the density underflows."""
+  return theory.gaussian_mixture_log_density(grid.x, *_components(data))
+
+
+def _components(data: toy.GaussianMixture) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(means, stds, weights) of a 1-D mixture."""
+  return jnp.asarray(data.means)[:, 0], jnp.asarray(data.stds), jnp.asarray(data.weights)
 
 
 def affine_generator() -> mlp.MLPGenerator:

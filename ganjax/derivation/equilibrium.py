@@ -60,7 +60,7 @@ def run(config, workdir: pathlib.Path) -> Report:
       f"rates. The discriminator is an MLP {tuple(config.discriminator.hidden)} "
       f"({config.discriminator.activation}).",
       "",
-      "JSD(p_data || p_g) is a quadrature of the two densities for the affine generator (p_g = "
+      "JSD(p_data || p_g) is a quadrature of the two log-densities for the affine generator (p_g = "
       "N(b, w^2) exactly); for the MLP generator it compares a Gaussian kernel density estimate "
       f"(bandwidth {config.bandwidth:g}, {config.eval_samples} samples) with p_data smoothed by "
       "the same kernel, a lower bound on the JSD at that resolution. D is compared with 1/2 "
@@ -82,13 +82,14 @@ def _affine(config, grid: _densities.Grid, workdir, report: Report) -> None:
   """The affine generator on Gaussian data: p_g = N(b, w^2) is read from the parameters."""
   settings, tolerances = config.affine, config.tolerances.affine
   data = _densities.mixture_from_config(settings.data)
-  p_data = _densities.mixture_density(data, grid)
+  log_p_data = _densities.mixture_log_density(data, grid)
+  p_data = jnp.exp(log_p_data)
 
   def measure(state):
     mean, std = _densities.affine_mean_std(state.g_params)
-    p_g = theory.gaussian_density(grid.x, mean, std)
-    return p_g, {"jsd": float(theory.jensen_shannon_divergence(p_data, p_g, grid.dx)),
-                 "mean": mean, "std": std}
+    log_p_g = theory.gaussian_log_density(grid.x, mean, std)
+    jsd = theory.jensen_shannon_divergence(log_p=log_p_data, log_q=log_p_g, dx=grid.dx)
+    return jnp.exp(log_p_g), {"jsd": float(jsd), "mean": mean, "std": std}
 
   state = _initial_state(config, settings, _densities.affine_generator(),
                          _densities.AFFINE_LATENT_DIM, data)

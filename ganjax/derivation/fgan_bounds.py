@@ -9,7 +9,8 @@ affine generator set by hand and never updated. For each divergence of `ganjax.d
 variational function T = g_f(v) (v an MLP, the discriminator) is trained by
 `train.discriminator_update` with the library's `fgan_discriminator_loss` (the objective
 'fgan_<divergence>'); the bound it reaches, by quadrature and by Monte Carlo
-(`losses.fgan_divergence_estimate`), is compared with D_f by quadrature (`theory.f_divergence`).
+(`losses.fgan_divergence_estimate`), is compared with D_f by quadrature of the log-densities
+(`theory.f_divergence`).
 By Fenchel-Young, g_f(v) u - f*(g_f(v)) <= f(u) at every point, so the quadrature bound is below
 D_f for any network; the Monte Carlo bound is, up to its sampling noise.
 """
@@ -44,9 +45,10 @@ def run(config, workdir: pathlib.Path) -> Report:
   data = toy.gaussian_1d(config.data.mean, config.data.std)
   mean, std = config.generator.mean, config.generator.std
   grid = _densities.Grid.linspace(config.grid.low, config.grid.high, config.grid.num)
-  p = _densities.mixture_density(data, grid)
-  q = theory.gaussian_density(grid.x, mean, std)
-  jsd = float(theory.jensen_shannon_divergence(p, q, grid.dx))
+  log_p = _densities.mixture_log_density(data, grid)
+  log_q = theory.gaussian_log_density(grid.x, mean, std)
+  p, q = jnp.exp(log_p), jnp.exp(log_q)
+  jsd = float(theory.jensen_shannon_divergence(log_p=log_p, log_q=log_q, dx=grid.dx))
 
   report = Report("fgan_bounds", "f-GAN: the variational lower bounds on f-divergences",
                   command(config, workdir))
@@ -59,11 +61,12 @@ def run(config, workdir: pathlib.Path) -> Report:
   for name in config.divergences:
     states = _densities.with_loss(initial_states, f"fgan_{name}")
     states, _ = _densities.train_discriminators(states, config.steps)
-    result = _evaluate(_densities.unstack(states, 0), p, q, grid.points, grid.dx, name,
+    result = _evaluate(_densities.unstack(states, 0), log_p, log_q, grid.points, grid.dx, name,
                        config.eval_samples, jax.random.PRNGKey(config.seed + 1))
     result = {key: np.asarray(value) if value.ndim else float(value)
               for key, value in result.items()}
-    result["divergence"] = float(theory.f_divergence(p, q, grid.dx, name))
+    result["divergence"] = float(theory.f_divergence(log_p=log_p, log_q=log_q, dx=grid.dx,
+                                                     divergence=name))
     results[name] = result
     true_value, bound = result["divergence"], result["bound"]
     note = ""
@@ -116,13 +119,14 @@ def run(config, workdir: pathlib.Path) -> Report:
 
 
 @functools.partial(jax.jit, static_argnames=("name", "num"))
-def _evaluate(state, p: jax.Array, q: jax.Array, points: jax.Array, dx: float, name: str,
-              num: int, key: jax.Array) -> dict[str, jax.Array]:
-  """The trained critic's bound and variational function.
+def _evaluate(state, log_p: jax.Array, log_q: jax.Array, points: jax.Array, dx: float,
+              name: str, num: int, key: jax.Array) -> dict[str, jax.Array]:
+  """The trained critic's bound and variational function, given the log-densities of P and Q.
 
   Returns:
     bound: integral p g_f(v) - q f*(g_f(v)) dx, the bound of the trained v under the true
-      densities (quadrature on the grid `points` of spacing dx).
+      densities (quadrature on the grid `points` of spacing dx, each term exp(log p) times its
+      factor).
     monte_carlo, standard_error: `losses.fgan_divergence_estimate` on `num` fresh samples of P
       and of Q, and its standard error.
     variational: T = g_f(v) at the grid points.
@@ -131,7 +135,8 @@ def _evaluate(state, p: jax.Array, q: jax.Array, points: jax.Array, dx: float, n
   """
   divergence = divergences.get(name)
   v = _densities.discriminator_outputs(state, points)
-  bound = jnp.sum(p * divergence.activation(v) - q * divergence.conjugate_of_activation(v))
+  bound = jnp.sum(divergences.weighted(log_p, divergence.activation(v))
+                  - divergences.weighted(log_q, divergence.conjugate_of_activation(v)))
   data_key, noise_key = jax.random.split(key)
   real_v = _densities.discriminator_outputs(state, state.spec.data.sample(data_key, num))
   fake_v = _densities.discriminator_outputs(
@@ -143,7 +148,7 @@ def _evaluate(state, p: jax.Array, q: jax.Array, points: jax.Array, dx: float, n
       "monte_carlo": losses.fgan_divergence_estimate(real_v, fake_v, name),
       "standard_error": jnp.sqrt(variance / num),
       "variational": divergence.activation(v),
-      "optimal": jax.vmap(jax.grad(divergence.generator))(p / q),
+      "optimal": jax.vmap(jax.grad(divergence.generator))(jnp.exp(log_p - log_q)),
   }
 
 

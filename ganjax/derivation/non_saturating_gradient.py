@@ -21,7 +21,7 @@ the data. Measured, at each point:
    training actually uses.
 
 Theory: central finite differences (fourth order) of KL(p_theta || p_data) - 2 JSD and of
-2 JSD, each computed by quadrature with `ganjax.theory` in float64.
+2 JSD, each computed by quadrature of the exact log-densities with `ganjax.theory` in float64.
 """
 from __future__ import annotations
 
@@ -110,17 +110,17 @@ def _reference_gradients(config, data, points: np.ndarray) -> dict[str, np.ndarr
   step = config.finite_difference_step
   stencil = ((-2, 1.0 / 12), (-1, -8.0 / 12), (1, 8.0 / 12), (2, -1.0 / 12))
   with jax.enable_x64(True):
-    x = jnp.linspace(config.grid.low, config.grid.high, config.grid.num, dtype=jnp.float64)
-    dx = x[1] - x[0]
-    p_data = jnp.exp(data.log_prob(x[:, None]))
+    x, dx, log_p_data = _float64_grid(config, data)
     objectives = {
-        "kl_minus_2jsd": lambda p_g: theory.kl_minus_2jsd(p_g, p_data, dx),
-        "two_jsd": lambda p_g: 2.0 * theory.jensen_shannon_divergence(p_data, p_g, dx),
+        "kl_minus_2jsd": lambda log_p_g: theory.kl_minus_2jsd(
+            log_p_g=log_p_g, log_p_data=log_p_data, dx=dx),
+        "two_jsd": lambda log_p_g: 2.0 * theory.jensen_shannon_divergence(
+            log_p=log_p_data, log_q=log_p_g, dx=dx),
     }
     reference = {}
     for name, objective in objectives.items():
       value = jax.jit(lambda theta, objective=objective: objective(
-          theory.gaussian_density(x, theta[0], theta[1])))
+          theory.gaussian_log_density(x, theta[0], theta[1])))
       gradients = np.zeros_like(points)
       for i, point in enumerate(points):
         for j in range(2):
@@ -131,15 +131,23 @@ def _reference_gradients(config, data, points: np.ndarray) -> dict[str, np.ndarr
       reference[name] = gradients
     # The library's closed form of the same gradient (density derivative, no differences):
     # agreement to ~1e-10 shows the finite differences are not the limit of the comparison.
-    def density(theta):
-      return theory.gaussian_density(x, theta[0], theta[1])
+    def log_density(theta):
+      return theory.gaussian_log_density(x, theta[0], theta[1])
 
     closed_form = np.stack([np.asarray(theory.non_saturating_gradient_fixed_d(
-        density, jnp.asarray(point), p_data, dx)) for point in points])
+        generator_log_density_fn=log_density, theta=jnp.asarray(point), log_p_data=log_p_data,
+        dx=dx)) for point in points])
   reference["closed_form_error"] = float(np.max(
       np.linalg.norm(closed_form - reference["kl_minus_2jsd"], axis=-1)
       / np.linalg.norm(reference["kl_minus_2jsd"], axis=-1)))
   return reference
+
+
+def _float64_grid(config, data) -> tuple[jax.Array, float, jax.Array]:
+  """The config's quadrature grid in float64 (call under `jax.enable_x64`): the points, their
+  spacing and the data's log-density at them."""
+  x = jnp.linspace(config.grid.low, config.grid.high, config.grid.num, dtype=jnp.float64)
+  return x, (config.grid.high - config.grid.low) / (config.grid.num - 1), data.log_prob(x[:, None])
 
 
 def _relative_errors(measured: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -230,17 +238,15 @@ def _plot_directions(config, data, points, measured, reference, workdir, report)
   offsets = np.linspace(min(points[:, 0]) - 1.0, max(points[:, 0]) + 1.0, 61)
   scales = np.linspace(0.2, max(points[:, 1]) + 0.5, 41)
   with jax.enable_x64(True):
-    x = jnp.linspace(config.grid.low, config.grid.high, config.grid.num, dtype=jnp.float64)
-    dx = x[1] - x[0]
-    p_data = jnp.exp(data.log_prob(x[:, None]))
+    x, dx, log_p_data = _float64_grid(config, data)
     b, w = jnp.meshgrid(jnp.asarray(offsets), jnp.asarray(scales))
 
     @jax.jit
     @jnp.vectorize
     def surfaces(b, w):
-      p_g = theory.gaussian_density(x, b, w)
-      return (theory.kl_minus_2jsd(p_g, p_data, dx),
-              2.0 * theory.jensen_shannon_divergence(p_data, p_g, dx))
+      log_p_g = theory.gaussian_log_density(x, b, w)
+      return (theory.kl_minus_2jsd(log_p_g=log_p_g, log_p_data=log_p_data, dx=dx),
+              2.0 * theory.jensen_shannon_divergence(log_p=log_p_data, log_q=log_p_g, dx=dx))
 
     kl_minus_2jsd, two_jsd = (np.asarray(s) for s in surfaces(b, w))
   figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -267,15 +273,18 @@ def _plot_discriminators(data, points, states, workdir, report) -> None:
   """D* and the trained D at each point, over the data and generator densities."""
   plt = pyplot()
   x = np.linspace(-6.0, 6.0, 601, dtype=np.float32)
-  p_data = np.asarray(data.prob(x[:, None]))
+  log_p_data = data.log_prob(x[:, None])
+  p_data = np.exp(np.asarray(log_p_data))
   figure, axes = plt.subplots(1, len(points), figsize=(3.2 * len(points), 3), sharey=True)
   for i, (axis, (b, w)) in enumerate(zip(np.atleast_1d(axes), points)):
     state = jax.tree.map(lambda leaf, i=i: leaf[i], states)
-    p_g = np.asarray(theory.gaussian_density(x, b, w))
+    log_p_g = theory.gaussian_log_density(x, b, w)
+    p_g = np.exp(np.asarray(log_p_g))
     trained = np.asarray(jax.nn.sigmoid(_dynamics.discriminate(state, x[:, None])))
     axis.fill_between(x, p_data / p_data.max(), color="tab:blue", alpha=0.15, label="p_data")
     axis.fill_between(x, p_g / p_g.max(), color="tab:orange", alpha=0.15, label="p_g")
-    axis.plot(x, np.asarray(theory.optimal_discriminator(p_data, p_g)), "k", label="D*")
+    optimal = theory.optimal_discriminator(log_p_data=log_p_data, log_p_g=log_p_g)
+    axis.plot(x, np.asarray(optimal), "k", label="D*")
     axis.plot(x, trained, "r--", label="trained D")
     axis.set_title(f"(b, w) = ({b:g}, {w:g})", fontsize=9)
     axis.set_xlabel("x")

@@ -5,7 +5,8 @@ The generator is affine with parameters set by hand, so p_g = N(b, w^2) is known
 updated; the data are a 1-D Gaussian mixture. An MLP discriminator is trained by
 `train.discriminator_update` (the library's `discriminator_loss`) on fresh samples of both, and
 then compared with D* on the grid points where the densities matter, and its value V(D, G)
-(by quadrature and by Monte Carlo) with C(G) (`theory.virtual_training_criterion`).
+(by quadrature and by Monte Carlo) with C(G) (`theory.virtual_training_criterion`). The
+quadratures take the exact log-densities and D's logits, so that nothing underflows in the tails.
 """
 from __future__ import annotations
 
@@ -39,17 +40,21 @@ def run(config, workdir: pathlib.Path) -> Report:
   state = _densities.unstack(states, 0)
 
   grid = _densities.Grid.linspace(config.grid.low, config.grid.high, config.grid.num)
-  p_data = _densities.mixture_density(data, grid)
-  p_g = theory.gaussian_density(grid.x, mean, std)
-  optimal = theory.optimal_discriminator(p_data, p_g)
-  trained = jax.nn.sigmoid(_densities.discriminator_outputs(state, grid.points))
+  log_p_data = _densities.mixture_log_density(data, grid)
+  log_p_g = theory.gaussian_log_density(grid.x, mean, std)
+  p_data, p_g = jnp.exp(log_p_data), jnp.exp(log_p_g)
+  optimal = theory.optimal_discriminator(log_p_data=log_p_data, log_p_g=log_p_g)
+  logits = _densities.discriminator_outputs(state, grid.points)
+  trained = jax.nn.sigmoid(logits)
   region = _densities.region(p_data + p_g, config.region_fraction)
   error = jnp.abs(trained - optimal)
   max_error = jnp.max(jnp.where(region, error, 0.0))
   # The error averaged over the mixture (p_data + p_g) / 2, which the discriminator is trained on.
   mean_error = jnp.sum(error * (p_data + p_g) / 2) * grid.dx
-  criterion = theory.virtual_training_criterion(p_data, p_g, grid.dx)
-  value_quadrature = theory.value_function(trained, p_data, p_g, grid.dx)
+  criterion = theory.virtual_training_criterion(log_p_data=log_p_data, log_p_g=log_p_g,
+                                                dx=grid.dx)
+  value_quadrature = theory.value_function(logits=logits, log_p_data=log_p_data,
+                                           log_p_g=log_p_g, dx=grid.dx)
   value_monte_carlo, standard_error = _densities.monte_carlo_value(
       state, config.eval_samples, jax.random.PRNGKey(config.seed + 1))
 

@@ -4,8 +4,9 @@ minimal, at -log 4, if and only if p_g = p_data.
 p_data = N(m, s^2) is fixed and p_g = N(b, w^2) sweeps a family that contains it: first its mean
 moves at w = s, then its scale changes at b = m. At each member a discriminator is trained to
 (near) optimality by `train.discriminator_update` against the frozen affine generator, all members
-side by side in one compiled program (`train.vmap_seeds`). Its value V(D, G) by quadrature is the
-measured C(G), compared with -log 4 + 2 JSD by quadrature (`theory.jensen_shannon_divergence`);
+side by side in one compiled program (`train.vmap_seeds`). Its value V(D, G) by quadrature (of
+D's logits and the exact log-densities) is the measured C(G), compared with -log 4 + 2 JSD by
+quadrature of the log-densities (`theory.jensen_shannon_divergence`);
 the measured minimum is located by a parabola through the three lowest points and compared with
 p_g = p_data.
 """
@@ -48,12 +49,11 @@ def run(config, workdir: pathlib.Path) -> Report:
   states, _ = _densities.train_discriminators(states, config.steps)
 
   grid = _densities.Grid.linspace(config.grid.low, config.grid.high, config.grid.num)
-  p_data = _densities.mixture_density(data, grid)
-  trained = jax.nn.sigmoid(_densities.stacked_outputs(states, grid.points))
-  p_g = theory.gaussian_density(grid.x, means[:, None], stds[:, None])
-  measured = np.asarray(jax.vmap(theory.value_function, (0, None, 0, None))(
-      trained, p_data, p_g, grid.dx))
-  expected = np.asarray(_theorem_1(p_data, p_g, grid.dx))
+  log_p_data = _densities.mixture_log_density(data, grid)
+  logits = _densities.stacked_outputs(states, grid.points)
+  log_p_g = theory.gaussian_log_density(grid.x, means[:, None], stds[:, None])
+  measured = np.asarray(_values(logits, log_p_data, log_p_g, grid.dx))
+  expected = np.asarray(_theorem_1(log_p_data, log_p_g, grid.dx))
   errors = np.abs(measured - expected)
   num_means = len(sweep_means)
 
@@ -97,14 +97,23 @@ def run(config, workdir: pathlib.Path) -> Report:
              f"w = {stds[measured.argmin()]:.4g}")
   report.details.update(means=means, stds=stds, theory=expected, measured=measured)
 
-  _plot(config, sweep_means, sweep_stds, measured, expected, p_data, grid, workdir, report)
+  _plot(config, sweep_means, sweep_stds, measured, expected, log_p_data, grid, workdir, report)
   return report
 
 
 @jax.jit
-def _theorem_1(p_data: jax.Array, p_g: jax.Array, dx: float) -> jax.Array:
-  """-log 4 + 2 JSD(p_data || p_g) for each row of p_g."""
-  jsd = jax.vmap(theory.jensen_shannon_divergence, (None, 0, None))(p_data, p_g, dx)
+def _values(logits: jax.Array, log_p_data: jax.Array, log_p_g: jax.Array, dx: float
+            ) -> jax.Array:
+  """V(D, G) by quadrature for each row of D's logits and of the generator log-densities."""
+  return jax.vmap(lambda a, log_q: theory.value_function(
+      logits=a, log_p_data=log_p_data, log_p_g=log_q, dx=dx))(logits, log_p_g)
+
+
+@jax.jit
+def _theorem_1(log_p_data: jax.Array, log_p_g: jax.Array, dx: float) -> jax.Array:
+  """-log 4 + 2 JSD(p_data || p_g) for each row of the generator log-densities."""
+  jsd = jax.vmap(lambda log_q: theory.jensen_shannon_divergence(
+      log_p=log_p_data, log_q=log_q, dx=dx))(log_p_g)
   return -math.log(4.0) + 2.0 * jsd
 
 
@@ -122,15 +131,16 @@ def _listed(values: np.ndarray) -> str:
   return "{" + ", ".join(f"{v:.4g}" for v in values) + "}"
 
 
-def _plot(config, sweep_means, sweep_stds, measured, expected, p_data, grid, workdir, report):
+def _plot(config, sweep_means, sweep_stds, measured, expected, log_p_data, grid, workdir,
+          report):
   plt = pyplot()
   data_mean, data_std = config.data.mean, config.data.std
   curve_means = np.linspace(sweep_means.min(), sweep_means.max(), _CURVE_POINTS)
   curve_stds = np.geomspace(sweep_stds.min(), sweep_stds.max(), _CURVE_POINTS)
   along_mean = _theorem_1(
-      p_data, theory.gaussian_density(grid.x, curve_means[:, None], data_std), grid.dx)
+      log_p_data, theory.gaussian_log_density(grid.x, curve_means[:, None], data_std), grid.dx)
   along_std = _theorem_1(
-      p_data, theory.gaussian_density(grid.x, data_mean, curve_stds[:, None]), grid.dx)
+      log_p_data, theory.gaussian_log_density(grid.x, data_mean, curve_stds[:, None]), grid.dx)
   num_means = len(sweep_means)
   figure, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col", sharey="row",
                               gridspec_kw={"height_ratios": [3, 1]})

@@ -38,6 +38,7 @@ import pickle
 import struct
 import sys
 import tempfile
+import time
 import zipfile
 from typing import Any, BinaryIO, Callable, Mapping
 
@@ -49,6 +50,7 @@ import numpy as np
 from flax import traverse_util
 
 from ganjax import cache as cache_lib
+from ganjax import progress
 from ganjax import train
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -813,8 +815,12 @@ def load_weights(path: str | os.PathLike | None = None, *,
   cache_path = _cache_path(cache_dir, sha256)
   variables = _read_cache(cache_path)
   if variables is None:
+    started = time.perf_counter()
+    progress.say(f"converting the FID Inception weights {path} (once: the result is cached in "
+                 f"{cache_path})")
     variables = convert_state_dict(read_torch_state_dict(path))
     _write_cache(cache_path, variables)
+    progress.say(f"converted the FID Inception weights in {time.perf_counter() - started:.1f} s")
   return variables, sha256
 
 
