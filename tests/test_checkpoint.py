@@ -1,14 +1,11 @@
 """Checkpoints: exact round trips of a real GANState, retention, mismatches, damage, SIGKILL."""
 import functools
-import os
 import pathlib
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +17,8 @@ from ganjax import models
 from ganjax import train
 from ganjax.checkpoint import CheckpointError, Checkpointer
 from ganjax.data import toy
+
+from _subprocess import Child
 
 CONFIG = {"experiment": "ring", "model": {"hidden": [16]}, "lr": 1e-3, "tags": ["a", "b"],
           "ema": None}
@@ -289,30 +288,41 @@ def test_damaged_step_is_reported_and_earlier_steps_restore(tmp_path, trained, d
 
 
 KILL_SCRIPT = """
-import os, sys
+import os, re, sys, threading
 os.environ["JAX_PLATFORMS"] = "cpu"
 import jax, jax.numpy as jnp, numpy as np
+import orbax.checkpoint as ocp
 from ganjax.checkpoint import Checkpointer
 
-directory, size = sys.argv[1], int(sys.argv[2])
+directory, size, blocked_step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 base = np.random.default_rng(0).standard_normal(size, dtype=np.float32)
 
 def tree(step):
   return {"big": jnp.asarray(base + np.float32(step)), "step": jnp.int32(step),
           "key": jax.random.PRNGKey(step), "nothing": None}
 
+# The save of blocked_step stops in its background thread once its arrays are written into the
+# step's temporary directory, before the step is committed, and waits there to be killed.
+finalize = ocp.handlers.StandardCheckpointHandler.finalize
+
+def finalize_or_block(self, path):
+  step = re.search(r"/(\\d+)\\.orbax-checkpoint-tmp", str(path))
+  if step and int(step.group(1)) == blocked_step:
+    print(f"blocked in the save of step {blocked_step}", flush=True)
+    threading.Event().wait()
+  return finalize(self, path)
+
+ocp.handlers.StandardCheckpointHandler.finalize = finalize_or_block
 ckpt = Checkpointer(directory, keep=2, async_save=True)
 ckpt.save(1, tree(1), config={"run": "kill"}, data={"step": 1})
 ckpt.wait()
 print("saved 1", flush=True)
-step = 2
-while True:
-  print(f"saving {step}", flush=True)
+for step in range(2, blocked_step + 2):  # each save first waits for the one before
   ckpt.save(step, tree(step), config={"run": "kill"}, data={"step": step})
-  step += 1
 """
 
-KILL_SIZE = 6 * 1024 * 1024  # float32: 24 MiB a step
+KILL_SIZE = 1 << 18  # float32: 1 MiB a step
+BLOCKED_STEP = 3
 
 
 def expected_tree(step):
@@ -326,50 +336,30 @@ def test_sigkill_mid_save_leaves_the_previous_steps_restorable(tmp_path):
   script.write_text(textwrap.dedent(KILL_SCRIPT))
   workdir = tmp_path / "run"
   ckpt_dir = workdir / "checkpoints"
-  stderr = open(tmp_path / "stderr.txt", "w")
-  proc = subprocess.Popen([sys.executable, str(script), str(workdir), str(KILL_SIZE)],
-                          stdout=subprocess.PIPE, stderr=stderr, text=True)
-  deadline = time.monotonic() + 90
-  unfinished = []
-  try:
-    assert proc.stdout.readline().strip() == "saved 1", (tmp_path / "stderr.txt").read_text()
-    assert proc.stdout.readline().strip() == "saving 2"
-    assert proc.stdout.readline().strip() == "saving 3"  # step 2 was saved asynchronously
-    # Kill as soon as step 3 or a later one is being written: its temporary directory exists.
-    while time.monotonic() < deadline and proc.poll() is None:
-      unfinished = [p for p in ckpt_dir.iterdir()
-                    if TMP_MARKER in p.name and int(p.name.split(".")[0]) >= 3]
-      if unfinished:
-        break
-      time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.wait()
-    stderr.close()
-  assert proc.returncode == -signal.SIGKILL
-  assert unfinished, "no save was caught in progress"
-  left_over = [p for p in ckpt_dir.iterdir() if TMP_MARKER in p.name]
-  assert left_over, "the killed save finished after all"
-  unfinished_step = int(left_over[0].name.split(".")[0])
+  with Child([sys.executable, str(script), str(workdir), str(KILL_SIZE), str(BLOCKED_STEP)]
+             ) as child:
+    child.wait_for("saved 1", timeout=120)
+    child.wait_for(f"blocked in the save of step {BLOCKED_STEP}", timeout=120)
+    unfinished = [p.name for p in ckpt_dir.iterdir() if TMP_MARKER in p.name]
+    child.kill()
+  assert child.process.returncode == -signal.SIGKILL
+  # It died during the save of step 3, with step 2 saved asynchronously before it.
+  assert [name.split(".")[0] for name in unfinished] == [str(BLOCKED_STEP)]
+  assert [p.name for p in ckpt_dir.iterdir() if TMP_MARKER in p.name] == unfinished
 
   abstract = jax.tree.map(lambda x: None if x is None else jax.ShapeDtypeStruct(x.shape, x.dtype),
                           expected_tree(0), is_leaf=lambda x: x is None)
   with Checkpointer(workdir, keep=2) as ckpt:
-    steps = ckpt.all_steps()
-    latest = ckpt.latest_step()
-    assert steps and latest == max(steps) and latest >= 2
-    assert unfinished_step not in steps and unfinished_step > latest
-    restored, config, data = ckpt.restore(abstract)
-    assert_bitwise_equal(restored, expected_tree(latest))
-    assert config == {"run": "kill"} and data == {"step": latest}
+    assert ckpt.all_steps() == [1, 2] and ckpt.latest_step() == 2
+    for step in (None, 1, 2):  # None: the latest
+      restored, config, data = ckpt.restore(abstract, step=step)
+      assert_bitwise_equal(restored, expected_tree(step or 2))
+      assert config == {"run": "kill"} and data == {"step": step or 2}
     # The run resumes: the unfinished step can be saved again, and the manager created above
     # has deleted the temporary directory.
-    assert ckpt.save(unfinished_step, jax.tree.map(jnp.asarray, expected_tree(unfinished_step)),
-                     config={"run": "kill"}, data={"step": unfinished_step})
+    assert ckpt.save(BLOCKED_STEP, jax.tree.map(jnp.asarray, expected_tree(BLOCKED_STEP)),
+                     config={"run": "kill"}, data={"step": BLOCKED_STEP})
     ckpt.wait()
     assert not [p for p in ckpt_dir.iterdir() if TMP_MARKER in p.name]
-    assert ckpt.latest_step() == unfinished_step
-    assert_bitwise_equal(ckpt.restore(abstract)[0], expected_tree(unfinished_step))
+    assert ckpt.latest_step() == BLOCKED_STEP
+    assert_bitwise_equal(ckpt.restore(abstract)[0], expected_tree(BLOCKED_STEP))

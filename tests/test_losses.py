@@ -197,42 +197,116 @@ def test_probability_losses_are_finite_at_extreme_logits(name):
   _assert_finite_value_and_gradients(PROBABILITY_LOSSES[name], EXTREME_FAKE, EXTREME)
 
 
-# Other f-divergences have terms whose exact value exceeds the float32 range at |v| = 1e4, so each
-# term is tested only at the extremes where it is representable:
+# The f-GAN terms at v = +-1e4 and their slopes, from Table 2 of Nowozin et al. 2016: for each
+# divergence and extreme, (g_f(v), g_f'(v)) and (f*(g_f(v)), (f* o g_f)'(v)), each in its limit
+# (e^-1e4 = 0 and softplus(1e4) = 1e4 exactly in float32), or None where the exact value exceeds
+# the float32 range:
 #   kl:                f*(g(v)) = exp(v - 1): finite only for v below ~89.
-#   reverse_kl:        g(v) = -exp(-v): finite only for v above ~-88.
+#   reverse_kl:        g(v) = -exp(-v): finite only for v above ~-88; f*(g(v)) = v - 1.
 #   squared_hellinger: g(v) = 1 - exp(-v) (v above ~-88) and f*(g(v)) = exp(v) - 1 (v below ~88).
 #   pearson:           quadratic, finite everywhere (2.5e7 at 1e4).
-# Each entry: (extremes where g(v) is finite, extremes where f*(g(v)) is finite).
-REPRESENTABLE_EXTREMES = {
-    "kl": ([LARGE, -LARGE], [-LARGE]),
-    "reverse_kl": ([LARGE], [LARGE, -LARGE]),
-    "squared_hellinger": ([LARGE], [-LARGE]),
-    "pearson": ([LARGE, -LARGE], [LARGE, -LARGE]),
-    "jensen_shannon": ([LARGE, -LARGE], [LARGE, -LARGE]),
-    "gan": ([LARGE, -LARGE], [LARGE, -LARGE]),
+#   jensen_shannon:    g(v) = log 2 - softplus(-v), f*(g(v)) = softplus(v) - log 2.
+#   gan:               g(v) = -softplus(-v), f*(g(v)) = softplus(v).
+LOG2 = np.log(2.0)
+FGAN_LIMITS = {
+    "kl": {LARGE: ((LARGE, 1.0), None), -LARGE: ((-LARGE, 1.0), (0.0, 0.0))},
+    "reverse_kl": {LARGE: ((0.0, 0.0), (LARGE - 1.0, 1.0)), -LARGE: (None, (-LARGE - 1.0, 1.0))},
+    "pearson": {LARGE: ((LARGE, 1.0), (LARGE ** 2 / 4 + LARGE, LARGE / 2 + 1.0)),
+                -LARGE: ((-LARGE, 1.0), (LARGE ** 2 / 4 - LARGE, -LARGE / 2 + 1.0))},
+    "squared_hellinger": {LARGE: ((1.0, 0.0), None), -LARGE: (None, (-1.0, 0.0))},
+    "jensen_shannon": {LARGE: ((LOG2, 0.0), (LARGE - LOG2, 1.0)),
+                       -LARGE: ((LOG2 - LARGE, 1.0), (-LOG2, 0.0))},
+    "gan": {LARGE: ((0.0, 0.0), (LARGE, 1.0)), -LARGE: ((-LARGE, 1.0), (0.0, 0.0))},
 }
 
 
-def test_every_divergence_has_representable_extremes():
-  assert set(REPRESENTABLE_EXTREMES) == set(divergences.DIVERGENCES)
+def test_every_divergence_has_its_limits():
+  assert set(FGAN_LIMITS) == set(divergences.DIVERGENCES)
 
 
-@pytest.mark.parametrize("name", sorted(REPRESENTABLE_EXTREMES))
-def test_fgan_losses_are_finite_where_the_bound_is_representable(name):
-  activation_extremes, conjugate_extremes = REPRESENTABLE_EXTREMES[name]
-  moderate = [0.0, 1.5, -2.0]
-  activation_v = np.array(activation_extremes + moderate)
-  conjugate_v = np.array(conjugate_extremes + moderate)
+def _fgan_terms(name, which):
+  """Outputs v with the values and slopes of g_f (which = 0) or f* o g_f (which = 1) there.
+
+  v holds the extremes where the term is representable, with the limits of FGAN_LIMITS, and
+  three moderate values, with float64 numpy and its central differences.
+  """
+  np_f = NP_FGAN[name]
+  term = np_f["g"] if which == 0 else lambda v: np_f["conjugate"](np_f["g"](v))
+  extremes = [v for v, limits in FGAN_LIMITS[name].items() if limits[which] is not None]
+  moderate, h = np.array([0.0, 1.5, -2.0]), 1e-5
+  outputs = np.concatenate([extremes, moderate])
+  values = np.concatenate([[FGAN_LIMITS[name][v][which][0] for v in extremes], term(moderate)])
+  slopes = np.concatenate([[FGAN_LIMITS[name][v][which][1] for v in extremes],
+                           (term(moderate + h) - term(moderate - h)) / (2.0 * h)])
+  return outputs, values, slopes
+
+
+@pytest.mark.parametrize("name", sorted(FGAN_LIMITS))
+def test_fgan_losses_reach_their_limits_where_the_bound_is_representable(name):
   # Real outputs pass through g_f; fake outputs through f* o g_f, or through g_f alone in the
   # non-saturating generator loss.
-  _assert_finite_value_and_gradients(
-      lambda r, f: losses.fgan_discriminator_loss(r, f, name), activation_v, conjugate_v)
-  _assert_finite_value_and_gradients(
-      lambda r, f: losses.fgan_generator_loss(f, name), activation_v, conjugate_v)
-  _assert_finite_value_and_gradients(
-      lambda r, f: losses.fgan_generator_loss(f, name, non_saturating=True),
-      activation_v, activation_v)
+  real_v, g, g_slope = _fgan_terms(name, 0)
+  fake_v, conjugate, conjugate_slope = _fgan_terms(name, 1)
+  n_real, n_fake = len(real_v), len(fake_v)
+  no_gradient = np.zeros(n_real)
+  # (loss of (real, fake), real, fake, value, gradient in real, gradient in fake).
+  cases = {
+      "estimate": (lambda r, f: losses.fgan_divergence_estimate(r, f, name), real_v, fake_v,
+                   np.mean(g) - np.mean(conjugate), g_slope / n_real, -conjugate_slope / n_fake),
+      "discriminator": (lambda r, f: losses.fgan_discriminator_loss(r, f, name), real_v, fake_v,
+                        np.mean(conjugate) - np.mean(g), -g_slope / n_real,
+                        conjugate_slope / n_fake),
+      "generator": (lambda r, f: losses.fgan_generator_loss(f, name), real_v, fake_v,
+                    -np.mean(conjugate), no_gradient, -conjugate_slope / n_fake),
+      "generator_non_saturating": (
+          lambda r, f: losses.fgan_generator_loss(f, name, non_saturating=True), real_v, real_v,
+          -np.mean(g), no_gradient, -g_slope / n_real),
+  }
+  # float32 means of terms up to 2.5e7 (pearson): a few ulp of the terms' mean magnitude.
+  scale = np.abs(g).mean() + np.abs(conjugate).mean()
+  for part, (loss, real, fake, value, real_gradient, fake_gradient) in cases.items():
+    got, gradients = jax.value_and_grad(loss, argnums=(0, 1))(as_f32(real), as_f32(fake))
+    np.testing.assert_allclose(got, value, rtol=1e-6, atol=1e-6 * scale, err_msg=part)
+    # Slopes that vanish in the limit (e^-1e4) must be exactly 0; the others are float32
+    # elementary functions against central differences accurate to 1e-9.
+    for gradient, expected in zip(gradients, (real_gradient, fake_gradient)):
+      np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-30, err_msg=part)
+
+
+def test_relativistic_average_losses_reach_their_limits():
+  n = 4
+  plus, minus = as_f32(np.full(n, LARGE)), as_f32(np.full(n, -LARGE))
+  # Each term is softplus of +-2e4 (a logit less the other batch's mean logit): 0 where the
+  # loss's player has the batches ranked as it wants with confidence, 2e4 where they are ranked
+  # the other way. A term's slope is then 0 or 1 in the logit and in the other batch's mean, so
+  # in the wrong ranking each logit has slope 2 / n, down for the batch the player favours (real
+  # for the discriminator, fake for the generator) and up for the other.
+  for loss, right, wrong, wrong_slopes in (
+      (losses.relativistic_average_discriminator_loss, (plus, minus), (minus, plus), (-1, 1)),
+      (losses.relativistic_average_generator_loss, (minus, plus), (plus, minus), (1, -1))):
+    value, gradients = jax.value_and_grad(loss, argnums=(0, 1))(*right)
+    np.testing.assert_allclose(value, 0.0, atol=1e-30)
+    for gradient in gradients:
+      np.testing.assert_allclose(gradient, 0.0, atol=1e-30)
+    value, gradients = jax.value_and_grad(loss, argnums=(0, 1))(*wrong)
+    np.testing.assert_allclose(value, 4.0 * LARGE, rtol=1e-6)
+    for gradient, sign in zip(gradients, wrong_slopes):
+      np.testing.assert_allclose(gradient, sign * 2.0 / n)
+
+  # Mixed extreme and moderate logits against the float64 formula with a stable softplus
+  # (log(1 + e^x) = logaddexp(0, x), exact at these magnitudes): float32 rounds the logit
+  # differences of about 1e4 by 5e-4 at most.
+  def np_relativistic_average(favoured, other):
+    return (np.mean(np.logaddexp(0.0, np.mean(other) - favoured))
+            + np.mean(np.logaddexp(0.0, other - np.mean(favoured))))
+
+  for real, fake in ((EXTREME, EXTREME_FAKE), (EXTREME_FAKE, EXTREME)):
+    np.testing.assert_allclose(
+        losses.relativistic_average_discriminator_loss(as_f32(real), as_f32(fake)),
+        np_relativistic_average(real, fake), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.relativistic_average_generator_loss(as_f32(real), as_f32(fake)),
+        np_relativistic_average(fake, real), rtol=1e-6)
 
 
 def test_extreme_logit_gradients_have_their_limiting_values():
@@ -434,6 +508,36 @@ EXPECTED_NAMES = {
     "least_squares_symmetric", "relativistic", "relativistic_average", "fgan_kl",
     "fgan_reverse_kl", "fgan_pearson", "fgan_squared_hellinger", "fgan_jensen_shannon", "fgan_gan",
 }
+
+
+# Each objective's (discriminator, generator) losses, by their names in PAIR_CASES.
+OBJECTIVE_LOSSES = {
+    "minimax": ("discriminator_loss", "minimax_generator_loss"),
+    "non_saturating": ("discriminator_loss", "non_saturating_generator_loss"),
+    "wasserstein": ("wasserstein_discriminator_loss", "wasserstein_generator_loss"),
+    "hinge": ("hinge_discriminator_loss", "hinge_generator_loss"),
+    "least_squares": ("least_squares_discriminator_loss_0_1_1",
+                      "least_squares_generator_loss_0_1_1"),
+    "least_squares_symmetric": ("least_squares_discriminator_loss_-1_1_0",
+                                "least_squares_generator_loss_-1_1_0"),
+    "relativistic": ("relativistic_discriminator_loss", "relativistic_generator_loss"),
+    "relativistic_average": ("relativistic_average_discriminator_loss",
+                             "relativistic_average_generator_loss"),
+    **{f"fgan_{name}": (f"fgan_discriminator_loss_{name}", f"fgan_generator_loss_{name}")
+       for name in NP_FGAN},
+}
+
+
+def test_every_objective_is_the_numpy_formula_of_its_losses():
+  assert set(OBJECTIVE_LOSSES) == EXPECTED_NAMES
+  references = {name: reference for name, _, reference in PAIR_CASES}
+  real, fake = random_logits(16), random_logits(17)
+  for name, loss_names in OBJECTIVE_LOSSES.items():
+    for loss, loss_name in zip(losses.get(name), loss_names):
+      # As in test_loss_matches_numpy_formula.
+      np.testing.assert_allclose(loss(as_f32(real), as_f32(fake)),
+                                 references[loss_name](real, fake), rtol=2e-5, atol=1e-5,
+                                 err_msg=f"{name}: {loss_name}")
 
 
 def test_objectives_are_the_documented_names():

@@ -1,7 +1,9 @@
 """The mode-collapse benchmark: seeds trained side by side equal seeds trained alone, the row's
 fields, its one-line errors, and training with a packed (PacGAN) discriminator."""
 import importlib.util
+import itertools
 import json
+import math
 import pathlib
 
 import jax
@@ -9,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import scipy.special
 
 from ganjax import losses
 from ganjax import metrics
@@ -37,6 +40,44 @@ def tiny_run(tmp_path_factory):
   return config, workdir, runner.train_and_evaluate(config, workdir)
 
 
+# How far a sample may be from a boundary of the mode statistics (the Voronoi boundary between
+# its two nearest modes, or the 3-sigma radius around its nearest mode) and still be counted on
+# either side of it, in the data's units (times the sample's norm where that exceeds 1). Distances
+# from float32 samples near the unit circle to the modes are rounded to a few 1e-7 by any program
+# that computes them, and programs compiled differently (the vmapped sampler fused with the
+# statistics, or the statistics alone) round differently: a sample that close to a boundary may
+# fall on either side (one of 7,500 tiny-run samples lay 5.9e-6 from one).
+BOUNDARY_TOLERANCE = 1e-5
+
+
+def possible_mode_statistics(samples, means, sigma):
+  """Every (modes, high-quality fraction, reverse KL) that `metrics.mode_statistics` may give
+  for float32 `samples`, with each sample within BOUNDARY_TOLERANCE of a boundary on either side
+  of it; computed in float64 numpy, independently of the library."""
+  samples = np.asarray(samples, np.float64)
+  distances = np.linalg.norm(samples[:, None, :] - means[None], axis=-1)
+  tolerance = BOUNDARY_TOLERANCE * np.maximum(1.0, np.linalg.norm(samples, axis=-1))
+  order = np.argsort(distances, axis=1)
+  rows = np.arange(len(samples))
+  nearest_distance = distances[rows, order[:, 0]]
+  near_two_modes = distances[rows, order[:, 1]] - nearest_distance < tolerance
+  near_radius = np.abs(nearest_distance - 3 * sigma) < tolerance
+  ambiguous = np.flatnonzero(near_two_modes | near_radius)
+  assert len(ambiguous) <= 6, f"{len(ambiguous)} samples lie on boundaries"
+  options = [itertools.product(order[i, :2] if near_two_modes[i] else order[i, :1],
+                               (False, True) if near_radius[i] else
+                               (nearest_distance[i] < 3 * sigma,)) for i in ambiguous]
+  outcomes = []
+  for choice in itertools.product(*options):
+    nearest, high_quality = order[:, 0].copy(), nearest_distance < 3 * sigma
+    for i, (mode, quality) in zip(ambiguous, choice):
+      nearest[i], high_quality[i] = mode, quality
+    histogram = np.bincount(nearest, minlength=len(means)) / len(samples)
+    reverse_kl = np.sum(scipy.special.xlogy(histogram, histogram * len(means)))
+    outcomes.append((len(set(nearest[high_quality])), high_quality.mean(), reverse_kl))
+  return outcomes
+
+
 def test_seeds_side_by_side_equal_seeds_trained_alone(tiny_run):
   config, workdir, row = tiny_run
   assert config.seeds == 3 and row["seeds"] == 3
@@ -47,13 +88,17 @@ def test_seeds_side_by_side_equal_seeds_trained_alone(tiny_run):
     state = train.create_state_from_config(config, seed=config.seed + index)
     state, _ = train.train_steps(state, num_steps=config.train.steps)
     alone = train.sample(state, 2500, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
+    # Trained vmapped or alone: the same numbers, summed in other orders.
     np.testing.assert_allclose(samples[index], alone, rtol=1e-4, atol=1e-5)
-    stats = metrics.mode_statistics(alone, np.asarray(data.means), data.stds[0])
-    assert row["per_seed"]["modes"][index] == int(stats["modes"])
-    np.testing.assert_allclose(row["per_seed"]["hq"][index], 100 * float(stats["high_quality"]),
-                               rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(row["per_seed"]["reverse_kl"][index], float(stats["reverse_kl"]),
-                               rtol=1e-4, atol=1e-5)
+    # The row's statistics are those of the samples written beside it.
+    outcomes = possible_mode_statistics(samples[index], np.asarray(data.means), data.stds[0])
+    measured = (row["per_seed"]["modes"][index], row["per_seed"]["hq"][index] / 100,
+                row["per_seed"]["reverse_kl"][index])
+    # One sample moves the high-quality fraction by 1/2500 = 4e-4; float32 means and logarithms
+    # of 2,500 counts are good to 1e-6.
+    assert any(modes == measured[0] and abs(hq - measured[1]) < 1e-6
+               and abs(reverse_kl - measured[2]) < 1e-5 for modes, hq, reverse_kl in outcomes), (
+                   measured, outcomes)
 
 
 def test_row_fields_and_files(tiny_run):
@@ -70,7 +115,10 @@ def test_row_fields_and_files(tiny_run):
   assert all(isinstance(m, int) and 0 <= m <= 8 for m in row["per_seed"]["modes"])
   assert all(0.0 <= hq <= 100.0 for hq in row["per_seed"]["hq"])
   assert isinstance(row["all_modes_and_hq_target_seeds"], int)
-  assert row["wall_seconds"] >= row["train_seconds"] > 0
+  # Seconds rounded to 0.1: a warm compile cache leaves 0.0 for the tiny run's training.
+  for name in ("compile_seconds", "train_seconds", "wall_seconds"):
+    assert isinstance(row[name], float) and math.isfinite(row[name]) and row[name] >= 0, name
+  assert row["wall_seconds"] >= row["train_seconds"]
   lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [line["step"] for line in lines] == [10, 20]
   assert {"d_loss", "g_loss", "modes_mean", "high_quality_mean", "reverse_kl_mean"} <= set(lines[0])

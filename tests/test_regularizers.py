@@ -135,7 +135,45 @@ def test_gradient_penalty_gradient_for_a_linear_critic_matches_closed_form():
   np.testing.assert_allclose(jax.grad(penalty_of_weights)(weights), expected, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", ["r1", "gradient_penalty", "dragan"])
+def np_mlp_input_gradients(params, x):
+  """grad_x of tanh(x W1 + b1) w2 + b2 for each example by the chain rule: W1 (w2 (1 - h^2))."""
+  params = {name: np.asarray(value, np.float64) for name, value in params.items()}
+  flat = np.asarray(x, np.float64).reshape(len(x), -1)
+  hidden = np.tanh(flat @ params["w1"] + params["b1"])
+  return (params["w2"] * (1.0 - hidden ** 2)) @ params["w1"].T
+
+
+def test_penalties_of_an_mlp_critic_match_its_input_gradients_by_hand():
+  params = mlp_params(2, jnp.float32)
+  critic = functools.partial(mlp_critic, params)
+  real, fake = random_inputs(19), random_inputs(20, scale=2.0)
+  key = jax.random.key(9)
+  eps = np.asarray(jax.random.uniform(key, (BATCH, 1, 1)), np.float64)
+  interpolates = eps * np.asarray(real, np.float64) + (1.0 - eps) * np.asarray(fake, np.float64)
+  real_norms, fake_norms, interpolate_norms = (
+      np.linalg.norm(np_mlp_input_gradients(params, x), axis=-1)
+      for x in (real, fake, interpolates))
+  # The norms vary from example to example, so each must be taken at its own point.
+  assert np.ptp(interpolate_norms) > 0.1
+  penalties = {
+      "r1": (regularizers.r1_penalty(critic, real), np.mean(real_norms ** 2)),
+      "r2": (regularizers.r2_penalty(critic, fake), np.mean(fake_norms ** 2)),
+      "gradient_penalty": (regularizers.gradient_penalty(critic, real, fake, key),
+                           np.mean((interpolate_norms - 1.0) ** 2)),
+      # Norms of 1.46 to 2.04: the one-sided penalty drops some of them.
+      "gradient_penalty one-sided, target 1.75": (
+          regularizers.gradient_penalty(critic, real, fake, key, target=1.75, one_sided=True),
+          np.mean(np.maximum(interpolate_norms - 1.75, 0.0) ** 2)),
+      "dragan without perturbation": (
+          regularizers.dragan_penalty(critic, real, key, perturbation_scale=0.0),
+          np.mean((real_norms - 1.0) ** 2)),
+  }
+  for name, (penalty, expected) in penalties.items():
+    # float32 input gradients (sums of 5 and 12 products) against float64.
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["r1", "r2", "gradient_penalty", "dragan"])
 def test_penalty_gradients_for_an_mlp_critic_match_finite_differences(name):
   with jax.enable_x64(True):
     params = mlp_params(0, jnp.float64)
@@ -144,6 +182,7 @@ def test_penalty_gradients_for_an_mlp_critic_match_finite_differences(name):
     key = jax.random.key(6)
     penalties = {
         "r1": lambda critic: regularizers.r1_penalty(critic, real),
+        "r2": lambda critic: regularizers.r2_penalty(critic, fake),
         "gradient_penalty": lambda critic: regularizers.gradient_penalty(critic, real, fake, key),
         "dragan": lambda critic: regularizers.dragan_penalty(critic, real, key),
     }

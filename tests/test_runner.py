@@ -6,7 +6,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 import types
 
 import jax
@@ -18,6 +17,8 @@ from ganjax import runner
 from ganjax import sample as sample_lib
 from ganjax import train
 from ganjax.data import toy
+
+from _subprocess import Child
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -95,8 +96,11 @@ def test_ring_run_writes_checkpoints_logs_and_pictures(tmp_path):
   assert int(state.step) == 200 and config.loss == "non_saturating"
   drawn = sample_lib.generate(state, 10, seed=3)
   assert drawn.shape == (10, 2) and np.isfinite(drawn).all()
+  # The final samples and their statistics, from the checkpoint as the runner computes them
+  # (the same programs on the same bits: a sample on a mode's boundary falls the same way).
   final = train.sample(state, 2500, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
-  direct = metrics.mode_statistics(final, np.asarray(toy.ring().means), 0.01)
+  np.testing.assert_array_equal(final, samples)
+  direct = metrics.mixture_mode_statistics(final, toy.ring())
   assert last["modes"] == int(direct["modes"])
   np.testing.assert_allclose([last["high_quality"], last["reverse_kl"]],
                              [direct["high_quality"], direct["reverse_kl"]], rtol=1e-6, atol=1e-7)
@@ -117,60 +121,61 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 
 
 def _launch(workdir, *overrides):
+  """python -m ganjax.main on the tiny ring in `workdir`, on one CPU device."""
   env = {**os.environ, "PYTHONUNBUFFERED": "1"}
   env.pop("XLA_FLAGS", None)
-  return subprocess.Popen(
-      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
-       f"--workdir={workdir}", *overrides],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for(process, text, timeout=240):
-  """Reads the process's output until a line contains `text`; returns the lines read."""
-  lines, deadline = [], time.time() + timeout
-  for line in process.stdout:
-    lines.append(line)
-    if text in line:
-      return lines
-    assert time.time() < deadline, "".join(lines)
-  raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
+  return Child([sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
+                f"--workdir={workdir}", *overrides], cwd=REPO, env=env)
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
-  process = _launch(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=0",
-                    "--config.train.sample_every=0", "--config.train.log_every=50")
-  try:
-    _wait_for(process, "step 100/")
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=120)[0]
-  finally:
-    process.kill()
-  assert process.returncode == 128 + signal.SIGTERM, output
+  with _launch(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=0",
+               "--config.train.sample_every=0", "--config.train.log_every=50") as child:
+    child.wait_for("step 100/", timeout=240)
+    child.process.send_signal(signal.SIGTERM)
+    returncode, output = child.finish(timeout=120)
+  assert returncode == 128 + signal.SIGTERM, output
   assert "SIGTERM at step" in output
   saved = int(output.split("SIGTERM at step ")[1].split(":")[0])
   state, _ = sample_lib.load_state(tmp_path)
   assert int(state.step) == saved >= 100
 
 
+def _logged(workdir):
+  """The lines of a run's metrics.jsonl without the speeds, which are timings."""
+  return [{name: value for name, value in json.loads(line).items() if name != "steps_per_s"}
+          for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
-  process = _launch(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=50",
-                    "--config.train.log_every=50", "--config.train.sample_every=0")
-  try:
-    _wait_for(process, "step 150/")
-    process.send_signal(signal.SIGKILL)  # possibly during the save of step 150
-    process.wait(timeout=60)
-  finally:
-    process.kill()
-  resumed = _launch(tmp_path, "--config.train.steps=300", "--config.train.checkpoint_every=50",
-                    "--config.train.log_every=50", "--config.train.sample_every=0")
-  output = resumed.communicate(timeout=300)[0]
-  assert resumed.returncode == 0, output
-  # The latest checkpoint whose (asynchronous) save had finished: at least the one before the
-  # save that the kill may have interrupted.
-  start = int(output.split("resuming from step ")[1].split()[0])
-  assert start in (50, 100, 150)
-  state, _ = sample_lib.load_state(tmp_path)
-  assert int(state.step) == 300
+  periods = ("--config.train.checkpoint_every=50", "--config.train.log_every=50",
+             "--config.train.sample_every=0")
+  killed, straight = tmp_path / "killed", tmp_path / "straight"
+  with _launch(killed, "--config.train.steps=100000", *periods) as child:
+    child.wait_for("step 150/", timeout=240)
+    child.kill()  # possibly during the save of step 100 or a later one
+  assert child.process.returncode == -signal.SIGKILL
+  # The steps whose (asynchronous) saves had finished: each save first waits for the one before
+  # it, so step 50's had finished when step 100's began, before step 150 was printed.
+  finished = [int(path.name) for path in (killed / "checkpoints").iterdir() if path.name.isdigit()]
+  assert finished and min(finished) >= 50
+  # The resumed run, and beside it an uninterrupted one.
+  with (_launch(killed, "--config.train.steps=300", *periods) as resumed,
+        _launch(straight, "--config.train.steps=300", *periods) as uninterrupted):
+    returncode, output = resumed.finish(timeout=300)
+    assert returncode == 0, output
+    assert f"resuming from step {max(finished)} in" in output, output
+    returncode, output = uninterrupted.finish(timeout=300)
+    assert returncode == 0, output
+  # The same program on the same machine: the killed and resumed run ends bit for bit where the
+  # uninterrupted one does, and its log (the killed run's lines up to the step it resumed from,
+  # the resumed run's after it) is the uninterrupted run's.
+  resumed_state, _ = sample_lib.load_state(killed)
+  straight_state, _ = sample_lib.load_state(straight)
+  assert int(resumed_state.step) == int(straight_state.step) == 300
+  assert_same_leaves(resumed_state, straight_state)
+  assert [line["step"] for line in _logged(straight)] == list(range(50, 301, 50))
+  assert _logged(killed) == _logged(straight)
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -307,6 +307,10 @@ def test_ring_training_spreads_over_the_modes():
   # Mode statistics at a loose radius (sigma 0.1 / 3): which modes the samples have reached.
   stats = metrics.mode_statistics(samples, np.asarray(spec.data.means), 0.1 / 3)
   assert np.isfinite(history["g_loss"]).all()
+  # The run is chaotic: another CPU's rounding makes it another sample of the same spread as
+  # another seed does. Seeds 0-39 of this set-up (trained side by side, train.vmap_seeds) all
+  # reached 8 of 8 modes, with reverse KL 0.0017 to 0.061 (median 0.0095); the bounds leave 2
+  # modes and 4 times the largest reverse KL. A generator collapsed onto one mode has reverse KL
+  # log 8 = 2.08; a balanced one 0.
   assert int(stats["modes"]) >= 6
-  # A generator collapsed onto one mode has reverse KL log 8 = 2.08; a balanced one 0.
   assert float(stats["reverse_kl"]) < 0.25
