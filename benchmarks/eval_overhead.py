@@ -13,14 +13,14 @@ loads it; the options below override its fields. Measured, in this order:
      (n_critic, batch, 28, 28, 1) layout, fed from the host at every step: its compile time and
      the median of `--train-steps` steps timed one by one, after one untimed step;
   2. the one-time costs of an evaluating run: training the feature classifier
-     (`evaluation.feature_network`, `--classifier-steps` steps, its accuracy pass over the test
+     (`image_quality.feature_network`, `--classifier-steps` steps, its accuracy pass over the test
      split and its file included) and the features of `--num-real` real images
-     (`evaluation.real_features`, compilation included), then building the `Evaluator` on those
+     (`image_quality.real_features`, compilation included), then building the `Evaluator` on those
      (the classifier file and the cached features read back);
   3. one evaluation, `evaluator(state)`: `--num-samples` generated images, their features and all
      the measures; the first call (which compiles) apart, then the median of `--repeats` calls,
      and separately the median of generation plus features (`evaluator.features.samples`) and of
-     each measure (`evaluation.compute` on those features); the part of precision/recall and
+     each measure (`image_quality.compute` on those features); the part of precision/recall and
      density/coverage that depends on the real features only (their k-NN radii, k = 3 and 5) is
      computed once when the Evaluator is built and timed apart (real_radii_s);
   4. the overhead: evaluation time / (every x step time), in percent, for every = 500, 1000, 2000
@@ -55,7 +55,8 @@ import time
 import jax
 import numpy as np
 
-from ganjax import evaluation
+from ganjax import image_quality
+from ganjax import experiment
 from ganjax import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def parse_args(argv=None):
   parser.add_argument("--every", type=int, help="steps between evaluations (default: the config's)")
   parser.add_argument("--eval-batch", type=int,
                       help="images per feature batch (default: the config's eval.batch_size)")
-  parser.add_argument("--features", choices=evaluation.FEATURES, default="classifier",
+  parser.add_argument("--features", choices=image_quality.FEATURES, default="classifier",
                       help="feature network (inception: random weights, no weight file)")
   parser.add_argument("--classifier-steps", type=int,
                       help="training steps of the feature classifier (default: the config's)")
@@ -126,13 +127,13 @@ def configure(args, tmp):
   if args.classifier_steps:
     config.eval.classifier_steps = args.classifier_steps
   config.eval.stats_dir = str(tmp / "real_features")
-  evaluation.settings(config)  # every eval field checked before anything runs
+  image_quality.settings(config)  # every eval field checked before anything runs
   return config
 
 
 def time_steps(config, num_steps):
   """The run's compiled update on a random host batch: (state, compile s, ms of each step)."""
-  state = train.create_state_from_config(config, DATA_SHAPE)
+  state = experiment.create_state_from_config(config, DATA_SHAPE)
   spec = state.spec
   batch = np.random.default_rng(0).uniform(-1, 1, (spec.n_critic, spec.batch_size, *DATA_SHAPE))
   batch = batch.astype(np.float32)
@@ -147,23 +148,23 @@ def time_steps(config, num_steps):
 
 
 def random_inception_network():
-  """pytorch-fid's network with random weights, as `evaluation.inception_network` builds it."""
+  """pytorch-fid's network with random weights, as `image_quality.inception_network` builds it."""
   from ganjax.models import inception
   variables = inception.convert_state_dict(inception.random_state_dict(seed=0))
-  return evaluation.FeatureNetwork(
+  return image_quality.FeatureNetwork(
       "inception", "inception-random-0", inception.FEATURE_DIM,
       lambda v, images: inception.extract_features(v, (images + 1.0) / 2.0), variables)
 
 
 @contextlib.contextmanager
 def feature_network_is(network):
-  """`evaluation.feature_network` returns `network` (for an Evaluator without a weight file)."""
-  original = evaluation.feature_network
-  evaluation.feature_network = lambda *args, **kwargs: network
+  """`image_quality.feature_network` returns `network` (for an Evaluator without a weight file)."""
+  original = image_quality.feature_network
+  image_quality.feature_network = lambda *args, **kwargs: network
   try:
     yield
   finally:
-    evaluation.feature_network = original
+    image_quality.feature_network = original
 
 
 def one_time_costs(config, workdir, settings, record):
@@ -172,18 +173,18 @@ def one_time_costs(config, workdir, settings, record):
   if settings["features"] == "classifier":
     log(f"training the feature classifier ({settings['classifier_steps']} steps)")
     network, record["classifier_s"] = seconds(
-        lambda: evaluation.feature_network(config, workdir, DATA_SHAPE))
+        lambda: image_quality.feature_network(config, workdir, DATA_SHAPE))
   else:
     network = random_inception_network()
   log(f"features of {settings['num_real']} real images")
-  _, record["real_features_s"] = seconds(lambda: evaluation.real_features(
+  _, record["real_features_s"] = seconds(lambda: image_quality.real_features(
       config.data, network, num_real=settings["num_real"], batch_size=settings["batch_size"],
       stats_dir=settings["stats_dir"]))
   patch = (feature_network_is(network) if settings["features"] == "inception"
            else contextlib.nullcontext())
   with patch:
     evaluator, record["evaluator_init_s"] = seconds(
-        lambda: evaluation.Evaluator(config, workdir, DATA_SHAPE))
+        lambda: image_quality.Evaluator(config, workdir, DATA_SHAPE))
   log(", ".join(f"{name} {record[name]:.1f}" for name in
                 ("classifier_s", "real_features_s", "evaluator_init_s") if name in record))
   return evaluator
@@ -192,7 +193,7 @@ def one_time_costs(config, workdir, settings, record):
 def real_radii_s(evaluator):
   """Wall seconds of the real features' k-NN radii (k = 3 and 5), which the Evaluator computes
   once, when it is built, for precision_recall and density_coverage."""
-  return seconds(lambda: evaluation.real_radii(evaluator.real, evaluator.metrics))[1]
+  return seconds(lambda: image_quality.real_radii(evaluator.real, evaluator.metrics))[1]
 
 
 def time_evaluations(evaluator, state, repeats, record):
@@ -209,7 +210,7 @@ def time_evaluations(evaluator, state, repeats, record):
     fake, generate_s = seconds(lambda: evaluator.features.samples(state, num))
     generated.append(generate_s)
     for name in evaluator.metrics:
-      measures[name].append(seconds(lambda: evaluation.compute(
+      measures[name].append(seconds(lambda: image_quality.compute(
           evaluator.real, fake, (name,), evaluator.real_statistics, evaluator.real_radii))[1])
   totals = [sum(values) for values in zip(*measures.values())]
   record.update(eval_s_median=median(evals), eval_s=[round(x, 3) for x in evals],
@@ -250,7 +251,7 @@ def main(argv=None):
     tmp = pathlib.Path(tmp)
     os.environ["GANJAX_CACHE"] = str(tmp / "cache")
     config = configure(args, tmp)
-    settings = evaluation.settings(config)
+    settings = image_quality.settings(config)
     record = {"config": "experiments/mnist_dcgan.py", "backend": jax.default_backend(),
               "device_kind": jax.devices()[0].device_kind, "devices": jax.device_count(),
               "started_utc": started.strftime("%Y-%m-%d %H:%M:%S"),

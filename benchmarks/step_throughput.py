@@ -28,10 +28,10 @@ ratio. Every line carries the 1-minute load average, since other jobs skew CPU t
 --reuse-fakes sets `GANSpec.reuse_fakes` (the generator update differentiates the fakes of the
 discriminator update, one generator forward pass per step, which is what the PyTorch peer does);
 --conv-impl plain|fast picks dcgan28's transposed-convolution formulation (default auto: fast on
-CPU); --xla-defaults compiles without `train.CPU_COMPILER_OPTIONS`.
+CPU); --xla-defaults compiles without `compilation.CPU_COMPILER_OPTIONS`.
 
 --seeds K (ring_mlp) trains K seeds side by side in one compiled program (`vmap_seeds` over
-`adversarial_updates`) and one after another (`train_steps` per seed), `--steps` steps each, in
+`adversarial_scan`) and one after another (`train_steps` per seed), `--steps` steps each, in
 alternation, and prints a line with both wall times, seeds per second and their ratio.
 """
 import argparse
@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ganjax import models, train
+from ganjax import compilation, models, train
 from ganjax.data import toy
 
 DEFAULT_BATCH = {"ring_mlp": 512, "dcgan28": 64}
@@ -187,7 +187,7 @@ def seeds(args):
   num = args.seeds
   stacked = train.create_seed_states(*players, seeds=np.arange(num))
   singles = [train.create_state(*players, seed=seed) for seed in range(num)]
-  side_by_side = train.vmap_seeds(train.adversarial_updates, num_steps=args.steps)
+  side_by_side = train.vmap_seeds(train.adversarial_scan, num_steps=args.steps)
   vmapped = lambda states: side_by_side(states)[0]
   one_after_another = lambda states: [train.train_steps(s, num_steps=args.steps)[0]
                                       for s in states]
@@ -229,10 +229,10 @@ def main():
   parser.add_argument("--conv-impl", choices=models.dcgan.CONV_IMPLS, default="auto",
                       help="how dcgan28's transposed convolutions are computed")
   parser.add_argument("--xla-defaults", action="store_true",
-                      help="compile with XLA's default options, not train.CPU_COMPILER_OPTIONS")
+                      help="compile with XLA's default options, not compilation.CPU_COMPILER_OPTIONS")
   args = parser.parse_args()
   if args.xla_defaults:
-    train.CPU_COMPILER_OPTIONS = None
+    compilation.CPU_COMPILER_OPTIONS = None
   args.batch = args.batch or DEFAULT_BATCH[args.workload]
   if args.seeds and args.workload != "ring_mlp":
     parser.error("--seeds needs --workload ring_mlp (on-device data)")

@@ -14,13 +14,14 @@ generator update uses the batch size.
 """
 import ml_collections
 
+from ganjax import configs
 from ganjax import data
-from ganjax import evaluation
+from ganjax import image_quality
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.seed = 0
+  configs.check_argument(arg, __file__, valid=("tiny",))
+  config = configs.gan_config(seed=0)
   config.data = data.image_config("cifar10", image_size=32)
   config.model = ml_collections.ConfigDict({
       "generator": "resnet",
@@ -30,41 +31,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "latent_dim": 128,
   })
   config.loss = "hinge"
-  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
   config.optimizer = ml_collections.ConfigDict({
       "generator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.0, "b2": 0.9},
       "discriminator": {"name": "adam", "learning_rate": 2e-4, "b1": 0.0, "b2": 0.9},
   })
-  config.train = ml_collections.ConfigDict({
-      "steps": 50_000,
-      "batch_size": 64,
-      "n_critic": 5,
-      "ema_decay": 0.0,
-      "reuse_fakes": False,
-      "parallel": "none",
-      "log_every": 100,
-      "checkpoint_every": 5000,
-      "sample_every": 1000,
-      "keep_checkpoints": 3,
-  })
+  config.train = configs.train_config(steps=50_000, batch_size=64, n_critic=5, log_every=100,
+                                      checkpoint_every=5000, sample_every=1000)
   # Image quality every eval.every steps on fixed noise, into metrics.jsonl and summary.json; the
-  # best checkpoint by eval.best in best/ (ganjax.evaluation).
-  config.eval = evaluation.eval_config(metrics="fid,kid", features="inception", every=5000,
+  # best checkpoint by eval.best in best/ (ganjax.image_quality).
+  config.eval = image_quality.eval_config(metrics="fid,kid", features="inception", every=5000,
                                        best="fid")
   if arg == "tiny":
-    config.train.steps = 4
-    config.train.batch_size = 8
-    config.train.log_every = 2
-    config.train.checkpoint_every = 2
-    config.train.sample_every = 2
-    config.data.shuffle_buffer = 64
-    config.model.generator_kwargs.features = 8
-    config.model.discriminator_kwargs.features = 8
-    config.model.latent_dim = 8
-    config.eval.num_samples = 16
-    config.eval.metrics = ""  # needs the Inception weight file
-    config.eval.every = 0
-    config.eval.best = ""
-  elif arg:
-    raise ValueError(f"unknown argument {arg!r} for experiments/cifar10_sngan.py; valid: tiny")
+    configs.shrink_images(config, width=8, widths=("model.generator_kwargs.features",
+                                                   "model.discriminator_kwargs.features"))
   return config

@@ -14,10 +14,12 @@ remedy for the saturating one).
 """
 import ml_collections
 
+from ganjax import configs
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.seed = 0
+  configs.check_argument(arg, __file__, valid=("tiny",))
+  config = configs.gan_config(seed=0)
   config.data = ml_collections.ConfigDict({
       "name": "mixture_1d",
       "kwargs": {"means": (-2.0, 2.0), "stds": 0.5},
@@ -30,33 +32,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "latent_dim": 4,
   })
   config.loss = "non_saturating"
-  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
   config.optimizer = ml_collections.ConfigDict({
       "generator": {"name": "adam", "learning_rate": 1e-3, "b1": 0.5},
       "discriminator": {"name": "adam", "learning_rate": 1e-3, "b1": 0.5},
   })
-  config.train = ml_collections.ConfigDict({
-      "steps": 5000,
-      "batch_size": 256,
-      "n_critic": 1,
-      "ema_decay": 0.0,
-      "reuse_fakes": False,
-      "parallel": "none",
-      "log_every": 500,
-      "checkpoint_every": 2500,
-      "sample_every": 2500,
-      "keep_checkpoints": 3,
-  })
+  config.train = configs.train_config(steps=5000, batch_size=256, log_every=500,
+                                      checkpoint_every=2500, sample_every=2500)
   config.eval = ml_collections.ConfigDict({"num_samples": 10_000})
   if arg == "tiny":
-    config.train.steps = 100
-    config.train.batch_size = 64
-    config.train.log_every = 50
-    config.train.checkpoint_every = 50
-    config.train.sample_every = 50
+    config.train.update({"steps": 100, "batch_size": 64, "log_every": 50,
+                         "checkpoint_every": 50, "sample_every": 50})
     config.model.generator_kwargs.hidden = (16, 16)
     config.model.discriminator_kwargs.hidden = (16, 16)
     config.eval.num_samples = 500
-  elif arg:
-    raise ValueError(f"unknown argument {arg!r} for experiments/gaussian_1d.py; valid: tiny")
   return config

@@ -17,10 +17,12 @@ applied here.
 """
 import ml_collections
 
+from ganjax import configs
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.seed = 0
+  configs.check_argument(arg, __file__, valid=("tiny",))
+  config = configs.gan_config(seed=0)
   config.data = ml_collections.ConfigDict({"name": "grid", "kwargs": {}})
   config.model = ml_collections.ConfigDict({
       "generator": "mlp",
@@ -31,35 +33,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "latent_dim": 2,
   })
   config.loss = "non_saturating"
-  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
   config.optimizer = ml_collections.ConfigDict({
       "generator": {"name": "adam", "learning_rate": 1e-4, "b1": 0.8},
       "discriminator": {"name": "adam", "learning_rate": 1e-4, "b1": 0.8},
   })
-  config.train = ml_collections.ConfigDict({
-      "steps": 10_000,
-      "batch_size": 100,
-      "n_critic": 1,
-      "ema_decay": 0.0,
-      "reuse_fakes": False,
-      "parallel": "none",
-      "log_every": 500,
-      "checkpoint_every": 2500,
-      "sample_every": 2500,
-      "keep_checkpoints": 3,
-  })
+  config.train = configs.train_config(steps=10_000, batch_size=100, log_every=500,
+                                      checkpoint_every=2500, sample_every=2500)
   # Mode statistics of eval.num_samples samples every eval.every steps, in metrics.jsonl (0: off).
   config.eval = ml_collections.ConfigDict({"num_samples": 2500, "every": 500})
   if arg == "tiny":
-    config.train.steps = 100
-    config.train.batch_size = 32
-    config.train.log_every = 50
-    config.train.checkpoint_every = 50
-    config.train.sample_every = 50
-    config.eval.every = 50
+    config.train.update({"steps": 100, "batch_size": 32, "log_every": 50,
+                         "checkpoint_every": 50, "sample_every": 50})
+    config.eval.update({"every": 50, "num_samples": 500})
     config.model.generator_kwargs.hidden = (32, 32, 32, 32)
     config.model.discriminator_kwargs.hidden = (16, 16, 16)
-    config.eval.num_samples = 500
-  elif arg:
-    raise ValueError(f"unknown argument {arg!r} for experiments/grid.py; valid: tiny")
   return config

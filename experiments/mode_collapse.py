@@ -33,10 +33,12 @@ the sweep of 18 rows took 19 minutes; far too short to reach the target).
 
 The data and the protocol are those of the PacGAN code (`ganjax.data.toy.ring`, `toy.grid`,
 `ganjax.metrics.mode_statistics`): 2,500 samples per seed; mean and standard error over 10 seeds,
-trained side by side in one compiled program (`config.seeds`; `ganjax.mode_collapse`).
+trained side by side in one compiled program (`config.seeds`; `ganjax.programs.seeds`).
 `benchmarks/mode_collapse.py` sweeps every configuration.
 """
 import ml_collections
+
+from ganjax import configs
 
 DATASETS = ("ring", "grid")
 PRESETS = ("fast", "pacgan", "tiny")
@@ -97,6 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # --config.train.steps changes it.
   steps = ml_collections.FieldReference(settings["steps"])
   config = ml_collections.ConfigDict()
+  config.program = "seeds"
   config.seed = 0
   config.seeds = 3 if preset == "tiny" else 10
   config.benchmark = ml_collections.ConfigDict({"config": name, "preset": preset})
@@ -111,23 +114,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loss = "non_saturating"
   config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
   # decay_steps > 0: the learning rate falls linearly to learning_rate * decay_to over that many
-  # updates (`ganjax.train.make_optimizer`).
+  # updates (`ganjax.experiment.make_optimizer`).
   adam = {"name": "adam", "learning_rate": settings["learning_rate"], "b1": settings["b1"],
           "decay_steps": 0, "decay_to": 0.0}
   config.optimizer = ml_collections.ConfigDict({"generator": dict(adam),
                                                 "discriminator": dict(adam)})
-  config.train = ml_collections.ConfigDict({
-      "steps": steps,
-      "batch_size": settings["batch_size"],
-      "n_critic": 1,
-      "ema_decay": 0.0,
-      "parallel": "none",
-      "log_every": settings["log_every"],
-      # The benchmark keeps no checkpoints and draws one picture at the end; these two fields are
-      # the ones every experiment file has.
-      "checkpoint_every": settings["steps"],
-      "sample_every": settings["steps"],
-  })
+  # The benchmark keeps no checkpoints and draws one picture at the end.
+  config.train = configs.train_config(steps=steps, batch_size=settings["batch_size"],
+                                      log_every=settings["log_every"], checkpoint_every=0,
+                                      sample_every=0)
   # Mode statistics averaged over seeds every eval.every steps (0: off), into metrics.jsonl.
   config.eval = ml_collections.ConfigDict({"num_samples": 2500, "every": settings["eval_every"]})
 

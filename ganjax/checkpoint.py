@@ -12,7 +12,7 @@ items:
 Usage::
 
     with checkpoint.Checkpointer(workdir, keep=3) as ckpt:
-      abstract = jax.eval_shape(lambda: train.create_state_from_config(config))
+      abstract = jax.eval_shape(lambda: experiment.create_state_from_config(config))
       if ckpt.latest_step() is not None:
         state, saved_config, data = ckpt.restore(abstract)   # the latest step
       ...

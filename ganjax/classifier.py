@@ -34,8 +34,9 @@ import numpy as np
 import optax
 from flax import serialization
 
+from ganjax import compilation
+from ganjax.errors import ConfigError
 from ganjax import progress as progress_lib
-from ganjax import train as train_lib
 
 DEFAULT_FEATURE_DIM = 128
 MIN_IMAGE_SIDE = 8
@@ -123,7 +124,7 @@ def _flat_batch(batch: tuple[Any, Any], image_shape: Sequence[int]
   return images, labels
 
 
-@functools.partial(train_lib.jit,
+@functools.partial(compilation.jit,
                    static_argnames=("num_classes", "feature_dim", "learning_rate"))
 def _update(params: Params, opt_state: optax.OptState, images: jax.Array, labels: jax.Array, *,
             num_classes: int, feature_dim: int, learning_rate: float
@@ -182,7 +183,7 @@ def train(batches: Iterator[tuple[Any, Any]], *, image_shape: Sequence[int], num
   return params
 
 
-@functools.partial(train_lib.jit, static_argnames=("num_classes", "feature_dim"))
+@functools.partial(compilation.jit, static_argnames=("num_classes", "feature_dim"))
 def _predictions(params: Params, images: jax.Array, *, num_classes: int,
                  feature_dim: int) -> jax.Array:
   return jnp.argmax(Classifier(num_classes, feature_dim).apply({"params": params}, images), -1)
@@ -215,7 +216,7 @@ def accuracy(params: Params, batches: Iterable[tuple[Any, Any]], *, num_classes:
   return correct / total
 
 
-@functools.partial(train_lib.jit, static_argnames=("num_classes", "feature_dim"))
+@functools.partial(compilation.jit, static_argnames=("num_classes", "feature_dim"))
 def extract_features(params: Params, images: jax.typing.ArrayLike, *, num_classes: int,
                      feature_dim: int = DEFAULT_FEATURE_DIM) -> jax.Array:
   """The classifier's features (the ReLU activations before the logits) of a batch of images.
@@ -392,7 +393,7 @@ def train_for_dataset(data_config: Mapping[str, Any], path: str | os.PathLike, *
   test_config = {**data_config, "split": "test"}
   try:
     images_lib.check_dataset(test_config)
-  except ValueError:
+  except ConfigError:  # no test split
     test_config = data_config
   accuracy_split = test_config.get("split") or "train"
   measured = accuracy(params, images_lib.finite_batches(test_config, batch_size=batch_size,

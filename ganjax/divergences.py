@@ -29,6 +29,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from ganjax import errors
+
 ArrayFn = Callable[[jax.Array], jax.Array]
 LogPerspective = Callable[[jax.Array, jax.Array], jax.Array]
 _LOG2 = math.log(2.0)
@@ -245,12 +247,8 @@ def get(divergence: str | FDivergence) -> FDivergence:
   """The f-divergence a name refers to (an `FDivergence` is returned unchanged).
 
   Raises:
-    ValueError: for an unknown name, listing the valid ones.
+    ConfigError: for an unknown name, listing the valid ones.
   """
   if isinstance(divergence, FDivergence):
     return divergence
-  try:
-    return DIVERGENCES[divergence]
-  except (KeyError, TypeError):
-    raise ValueError(f"unknown f-divergence {divergence!r}; valid names: "
-                     f"{', '.join(sorted(DIVERGENCES))}") from None
+  return errors.lookup(DIVERGENCES, divergence, "f-divergence")

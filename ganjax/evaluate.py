@@ -5,7 +5,7 @@
 
 Restores the checkpoint (the latest by default; `--best` the one kept by `eval.best`), takes the
 run's saved config for the dataset and the evaluation settings (`config.eval`, see
-`ganjax.evaluation`), overrides them with the flags given, and prints (and with --out writes) one
+`ganjax.image_quality`), overrides them with the flags given, and prints (and with --out writes) one
 JSON object: the measures, the step, the feature network and the numbers of images. The real
 images' features are cached as during training, so a second evaluation against the same dataset
 only computes the generated images' features.
@@ -27,15 +27,16 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
   `config.data`).
 
   Raises:
-    RunError: no checkpoint, or a bad setting or missing input (one line).
+    experiment.RunError: no checkpoint, or a bad setting or missing input (one line).
   """
   import pathlib
 
-  from ganjax import evaluation
+  from ganjax import image_quality
+  from ganjax import experiment as experiment_lib
   from ganjax import paths
-  from ganjax import runner
   from ganjax import sample
   from ganjax.data import images
+  from ganjax.errors import ConfigError
 
   workdir = pathlib.Path(paths.absolute(workdir))
   overrides = {name: paths.absolute(value) if name in _PATH_OVERRIDES else value
@@ -51,15 +52,16 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
   if not eval_config.get("metrics"):
     eval_config["metrics"] = "fid"
   if eval_config.get("features", "inception") == "classifier" and not eval_config.get("classifier"):
-    eval_config["classifier"] = str(workdir / evaluation.CLASSIFIER_FILE)
+    eval_config["classifier"] = str(workdir / image_quality.CLASSIFIER_FILE)
   config.eval = eval_config
   if state.spec.data is not None:
-    raise runner.RunError(f"the run in {workdir} trains on toy data "
-                          f"({config.data.get('name')!r}); image-quality measures need images")
+    raise experiment_lib.RunError(f"the run in {workdir} trains on toy data "
+                                  f"({config.data.get('name')!r}); image-quality measures need "
+                                  "images")
   try:
-    evaluator = evaluation.Evaluator(config, None, images.image_shape(config.data))
-  except (evaluation.EvaluationError, ValueError) as error:
-    raise runner.RunError(str(error).splitlines()[0]) from None
+    evaluator = image_quality.Evaluator(config, None, images.image_shape(config.data))
+  except ConfigError as error:
+    raise experiment_lib.RunError(str(error).splitlines()[0]) from None
   values = evaluator(state)
   return {**values, "step": int(state.step), "features": evaluator.network.name,
           "feature_network": evaluator.network.identity,
@@ -92,12 +94,12 @@ def _define_flags() -> None:
 def main(argv):
   cli.no_arguments(argv)
   from ganjax import checkpoint as checkpoint_lib
-  from ganjax import runner
+  from ganjax import experiment as experiment_lib
   FLAGS = flags.FLAGS
   overrides = {name: getattr(FLAGS, name) for name in (*_OVERRIDES, "data_dir", "split")}
   try:
     result = evaluate(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, **overrides)
-  except (runner.RunError, checkpoint_lib.CheckpointError) as error:
+  except (experiment_lib.RunError, checkpoint_lib.CheckpointError) as error:
     sys.exit(f"error: {error}")
   text = json.dumps(result, indent=2)
   if FLAGS.out:

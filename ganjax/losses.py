@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ganjax import divergences
+from ganjax import errors
 
 PairLoss = Callable[[jax.typing.ArrayLike, jax.typing.ArrayLike], jax.Array]
 
@@ -575,10 +576,6 @@ def get(name: str) -> Objective:
     The `Objective`, which unpacks into (discriminator_loss, generator_loss).
 
   Raises:
-    ValueError: for an unknown name, listing the valid ones.
+    ConfigError: for an unknown name, listing the valid ones.
   """
-  try:
-    return OBJECTIVES[name]
-  except (KeyError, TypeError):
-    raise ValueError(f"unknown loss {name!r}; valid names: "
-                     f"{', '.join(sorted(OBJECTIVES))}") from None
+  return errors.lookup(OBJECTIVES, name, "loss")

@@ -12,14 +12,24 @@ not interact inside the critic: no batch normalisation, minibatch discrimination
 cross-example statistics (which is why WGAN-GP critics use layer normalisation or none).
 
 Input-gradient norms are Euclidean norms over all non-batch axes.
+
+`PENALTIES` registers every penalty a config can name (`penalty.name`) under one signature,
+`(disc_fn, real, fake, key) -> scalar`; `penalty(name)` returns it. Adding a penalty is one
+function of that signature and one entry there.
 """
+import numbers
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ganjax import errors
+from ganjax.errors import ConfigError
+
 CriticFn = Callable[[jax.Array], jax.Array]
+# A registered penalty: (disc_fn, real, fake, key) -> the scalar penalty, unweighted.
+Penalty = Callable[[CriticFn, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def _input_gradients(critic_fn: CriticFn, inputs: jax.Array) -> jax.Array:
@@ -202,13 +212,16 @@ def weight_clipping(clip_value: float) -> optax.GradientTransformation:
     An `optax.GradientTransformation` whose `update` requires `params`.
 
   Raises:
-    ValueError: if `clip_value` is not positive, or (from `update`) if `params` is not given.
+    ConfigError: if `clip_value` is not a positive number.
+    ValueError: (from `update`) if `params` is not given.
 
   References:
     Arjovsky et al., 2017, "Wasserstein Generative Adversarial Networks".
   """
-  if not clip_value > 0:
-    raise ValueError(f"weight_clipping needs clip_value > 0, got {clip_value}")
+  if (isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real)
+      or not clip_value > 0):
+    raise ConfigError(f"weight_clipping needs clip_value > 0 (the optimizer's clip), got "
+                      f"{clip_value!r}")
 
   def init_fn(params):
     del params
@@ -235,27 +248,70 @@ def weight_clipping(clip_value: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-_REGULARIZERS = {
-    "dragan": dragan_penalty,
+def _adapts(public: Callable[..., jax.Array]) -> Callable[[Penalty], Penalty]:
+  """Marks a registered penalty as an adapter of the public function `public` (what `get`
+  returns for its name), in its attribute `adapts`."""
+
+  def mark(adapter: Penalty) -> Penalty:
+    adapter.adapts = public
+    return adapter
+
+  return mark
+
+
+@_adapts(r1_penalty)
+def _r1(disc_fn: CriticFn, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+  del fake, key
+  return r1_penalty(disc_fn, real)
+
+
+@_adapts(r2_penalty)
+def _r2(disc_fn: CriticFn, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+  del real, key
+  return r2_penalty(disc_fn, fake)
+
+
+@_adapts(dragan_penalty)
+def _dragan(disc_fn: CriticFn, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+  del fake
+  return dragan_penalty(disc_fn, real, key)
+
+
+PENALTIES: dict[str, Penalty] = {
+    "dragan": _dragan,
     "gradient_penalty": gradient_penalty,
-    "r1": r1_penalty,
-    "r2": r2_penalty,
+    "r1": _r1,
+    "r2": _r2,
 }
 
 
-def get(name: str) -> Callable[..., jax.Array]:
-  """Returns the penalty function a config names.
+def penalty(name: str) -> Penalty:
+  """The penalty a config names (`penalty.name`), called as `(disc_fn, real, fake, key)`.
 
   Args:
-    name: one of 'dragan', 'gradient_penalty', 'r1', 'r2'.
+    name: a key of `PENALTIES`: 'dragan', 'gradient_penalty', 'r1' or 'r2'.
 
   Returns:
-    `dragan_penalty`, `gradient_penalty`, `r1_penalty` or `r2_penalty`.
+    The registered function; it returns the scalar penalty without its weight.
 
   Raises:
-    ValueError: for any other name, listing the valid ones.
+    ConfigError: for any other name, listing the valid ones.
   """
-  if name not in _REGULARIZERS:
-    raise ValueError(
-        f"unknown regularizer {name!r}; valid names: {', '.join(sorted(_REGULARIZERS))}")
-  return _REGULARIZERS[name]
+  return errors.lookup(PENALTIES, name, "penalty", "penalty.name")
+
+
+def get(name: str) -> Callable[..., jax.Array]:
+  """The public function behind the penalty a config names, with its own signature.
+
+  Args:
+    name: a key of `PENALTIES`.
+
+  Returns:
+    `dragan_penalty`, `gradient_penalty`, `r1_penalty` or `r2_penalty` (a penalty registered
+    without an adapter: the registered function).
+
+  Raises:
+    ConfigError: for an unknown name, listing the valid ones.
+  """
+  registered = penalty(name)
+  return getattr(registered, "adapts", registered)

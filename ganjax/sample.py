@@ -11,26 +11,19 @@ from ganjax import cli  # first: it quiets TensorFlow before anything imports it
 
 from absl import flags  # pylint: disable=g-bad-import-order
 
+
 def load_state(workdir, step=None):
   """The training state and config of the run in `workdir` (latest checkpoint by default)."""
-  import functools
-
-  import jax
-
   from ganjax import checkpoint as checkpoint_lib
-  from ganjax import runner
-  from ganjax import train
+  from ganjax import experiment as experiment_lib
 
   with checkpoint_lib.Checkpointer(workdir, read_only=True) as checkpoints:
     step = checkpoints.latest_step() if step is None else step
     if step is None:
-      raise runner.RunError(f"no checkpoint in {workdir}")
-    config = runner.config_from_dict(checkpoints.read_config(step))
-    experiment = runner.build_experiment(config, check_data=False)
-    create = functools.partial(train.create_state, experiment.generator,
-                               experiment.discriminator, experiment.g_tx, experiment.d_tx,
-                               experiment.spec, experiment.data_shape)
-    state, _, _ = checkpoints.restore(jax.eval_shape(create, config.seed), step)
+      raise experiment_lib.RunError(f"no checkpoint in {workdir}")
+    config = experiment_lib.config_from_dict(checkpoints.read_config(step))
+    experiment = experiment_lib.build(config, check_data=False)
+    state, _, _ = checkpoints.restore(experiment.abstract_state(config.seed), step)
   return state, config
 
 
@@ -68,11 +61,11 @@ def main(argv):
 
   from ganjax import checkpoint as checkpoint_lib
   from ganjax import pictures
-  from ganjax import runner
+  from ganjax import experiment as experiment_lib
 
   try:
     state, _ = load_state(FLAGS.workdir, FLAGS.step)
-  except (runner.RunError, checkpoint_lib.CheckpointError) as error:
+  except (experiment_lib.RunError, checkpoint_lib.CheckpointError) as error:
     sys.exit(f"error: {error}")
   samples = generate(state, FLAGS.num, FLAGS.seed, FLAGS.ema)
   np.save(FLAGS.out, samples)

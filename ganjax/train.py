@@ -2,7 +2,7 @@
 
 `GANState` holds everything a step needs and everything a checkpoint must keep. The update is
 written once, per device, as a pure function (`discriminator_update`, `generator_update`,
-`adversarial_update`, `adversarial_updates`) that averages with `jax.lax.pmean` over a named axis
+`adversarial_update`, `adversarial_scan`) that averages with `jax.lax.pmean` over a named axis
 when it is given one. `d_step`, `g_step`, `train_step` and `train_steps` are those functions
 jitted for one device; `parallelize` maps any of them over several devices with `jax.pmap` or
 with `jax.shard_map` over a 1-D mesh, and `vmap_seeds` trains independent seeds side by side.
@@ -30,61 +30,17 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ganjax import compilation
 from ganjax import losses
 from ganjax import models
 from ganjax import regularizers
 from ganjax.data import toy
+from ganjax.errors import ConfigError
 
 AXIS_NAME = "batch"
 PARALLEL_MODES = ("none", "pmap", "shard_map")
-
-# XLA options for compiling the updates on the CPU backend. XLA's default hands dots,
-# reductions and convolutions to the YNNPACK library; its convolutions, with their gradients,
-# are much slower on CPU than XLA's other convolution path: forward and both gradients of a 5x5
-# stride-1 transposed convolution 7x7x256 -> 7x7x128 at batch 64 took 182 ms with the default and
-# 129 ms without YNNPACK convolutions, the sub-pixel stride-2 layer 7x7x128 -> 14x14x64 97 ms
-# against 32 ms, the discriminator's 14x14x64 -> 7x7x128 convolution 49 ms against 36 ms (one
-# run on 2 CPU cores; benchmarks/README.md). These options keep the default's YNNPACK dots and
-# reductions (the compiled HLO is unchanged) and take convolutions off it. Not used on other
-# backends.
-CPU_COMPILER_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type":
-        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
-}
-
-
-class _Jitted:
-  """`jax.jit(fun, **kwargs)`, compiled with `CPU_COMPILER_OPTIONS` when JAX's default backend
-  is the CPU. The backend is looked up at the first call, not at import (so that
-  `jax.distributed.initialize()` can still run after ganjax is imported)."""
-
-  def __init__(self, fun: Callable, **kwargs):
-    self._fun, self._kwargs, self._jitted = fun, kwargs, None
-    functools.update_wrapper(self, fun)
-
-  def _get(self):
-    if self._jitted is None:
-      options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-      self._jitted = jax.jit(self._fun, compiler_options=options, **self._kwargs)
-    return self._jitted
-
-  def __call__(self, *args, **kwargs):
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
-      # Called inside another jitted function: that one's compilation (and options) applies.
-      return self._fun(*args, **kwargs)
-    return self._get()(*args, **kwargs)
-
-  def lower(self, *args, **kwargs):
-    """As `jax.jit(...).lower`: the lowered computation, whose `compile()` uses the options."""
-    return self._get().lower(*args, **kwargs)
-
-  def eval_shape(self, *args, **kwargs):
-    return self._get().eval_shape(*args, **kwargs)
-
-
-def jit(fun: Callable, **kwargs) -> Callable:
-  """`jax.jit` with `CPU_COMPILER_OPTIONS` on the CPU backend: how every update here is jitted."""
-  return _Jitted(fun, **kwargs)
+# How every update here is jitted (`ganjax.compilation`); the names stay here for callers.
+jit = compilation.jit
 
 # Streams folded into the step key, one per use of randomness.
 _GENERATOR_STREAM, _DISCRIMINATOR_STREAM = 0, 1
@@ -137,9 +93,9 @@ class GANSpec:
     if self.penalty is not None:
       regularizers.get(self.penalty)
     if self.n_critic < 1:
-      raise ValueError(f"n_critic must be at least 1, got {self.n_critic}")
+      raise ConfigError(f"n_critic must be at least 1, got {self.n_critic}")
     if not 0.0 <= self.ema_decay < 1.0:
-      raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+      raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 class GANState(struct.PyTreeNode):
@@ -177,38 +133,6 @@ class GANState(struct.PyTreeNode):
 # ----------------------------------------------------------------------------- construction
 
 
-def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
-  """An optax optimizer from a config: name ('adam', 'adamw', 'rmsprop', 'sgd'), learning_rate,
-  b1, b2 (Adam), weight_decay (AdamW), clip (weight clipping after the update, WGAN), and
-  decay_steps / decay_to: the learning rate falls linearly from learning_rate to
-  learning_rate * decay_to over the player's first decay_steps updates (a discriminator makes
-  n_critic updates per training step) and stays there (decay_steps 0 or absent: constant)."""
-  config = dict(config)
-  name = config.pop("name", "adam")
-  clip = config.pop("clip", None)
-  decay_steps = config.pop("decay_steps", 0) or 0
-  decay_to = config.pop("decay_to", 0.0)
-  if decay_steps:
-    if not (isinstance(decay_steps, int) and decay_steps > 0 and 0.0 <= decay_to <= 1.0):
-      raise ValueError(f"optimizer decay_steps must be a positive int and decay_to in [0, 1], "
-                       f"got {decay_steps!r}, {decay_to!r}")
-    if "learning_rate" not in config:
-      raise ValueError("optimizer decay_steps needs a learning_rate")
-    config["learning_rate"] = optax.linear_schedule(
-        config["learning_rate"], config["learning_rate"] * decay_to, decay_steps)
-  builders = {"adam": optax.adam, "adamw": optax.adamw, "rmsprop": optax.rmsprop,
-              "sgd": optax.sgd}
-  if name not in builders:
-    raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(builders))}")
-  try:
-    tx = builders[name](**config)
-  except TypeError as error:
-    raise ValueError(f"optimizer {name!r}: {error}") from None
-  if clip:
-    tx = optax.chain(tx, regularizers.weight_clipping(clip))
-  return tx
-
-
 def create_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
                  d_tx: optax.GradientTransformation, spec: GANSpec, data_shape: tuple[int, ...],
                  seed: int | jax.Array = 0) -> GANState:
@@ -234,7 +158,7 @@ def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Call
   fake = jax.eval_shape(lambda z: generator.apply(generator.init(jax.random.PRNGKey(0), z,
                                                                  train=False), z, train=False), z)
   if fake.shape[1:] != tuple(data_shape):
-    raise ValueError(f"the generator makes samples of shape {fake.shape[1:]}, but the data has "
+    raise ConfigError(f"the generator makes samples of shape {fake.shape[1:]}, but the data has "
                      f"shape {tuple(data_shape)}; give the generator and the discriminator the "
                      f"data's shape (model.generator_kwargs, model.discriminator_kwargs)")
 
@@ -271,54 +195,6 @@ def _split_params(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
   variables = dict(variables)
   params = variables.pop("params")
   return params, variables
-
-
-def create_state_from_config(config: Any, data_shape: tuple[int, ...] | None = None,
-                             seed: int | jax.Array | None = None) -> GANState:
-  """`create_state` with modules, optimizers and spec built from an experiment config.
-
-  Config fields read: model.generator, model.generator_kwargs, model.discriminator,
-  model.discriminator_kwargs, model.latent_dim, loss, penalty.name, penalty.weight,
-  optimizer.generator, optimizer.discriminator, train.batch_size, train.n_critic,
-  train.ema_decay, train.critic_warmup (steps, n_critic, every), data.name and data.kwargs
-  (toy data only), seed.
-  """
-  generator, discriminator, g_tx, d_tx, spec = build_from_config(config)
-  if data_shape is None:
-    if spec.data is None:
-      raise ValueError("data_shape is needed when the data is not a toy distribution")
-    data_shape = spec.data.shape
-  return create_state(generator, discriminator, g_tx, d_tx, spec, data_shape,
-                      config.seed if seed is None else seed)
-
-
-def build_from_config(config: Any):
-  """(generator, discriminator, g_tx, d_tx, spec) from an experiment config."""
-  model, train = config.model, config.train
-  generator = models.get_generator(model.generator, **dict(model.get("generator_kwargs", {})))
-  discriminator = models.get_discriminator(model.discriminator,
-                                           **dict(model.get("discriminator_kwargs", {})))
-  penalty = config.get("penalty", {}) or {}
-  warmup = train.get("critic_warmup", {}) or {}
-  data = config.get("data", {}) or {}
-  spec = GANSpec(
-      loss=config.loss,
-      latent_dim=model.latent_dim,
-      batch_size=train.batch_size,
-      penalty=penalty.get("name") or None,
-      penalty_weight=float(penalty.get("weight", 0.0)),
-      n_critic=train.get("n_critic", 1),
-      critic_warmup_steps=warmup.get("steps", 0),
-      critic_warmup_n=warmup.get("n_critic", 100),
-      critic_warmup_every=warmup.get("every", 0),
-      ema_decay=float(train.get("ema_decay", 0.0)),
-      reuse_fakes=bool(train.get("reuse_fakes", False)),
-      data=(toy.get(data["name"], **dict(data.get("kwargs", {})))
-            if data.get("name") in toy.DISTRIBUTIONS else None),
-  )
-  g_tx = make_optimizer(config.optimizer.generator)
-  d_tx = make_optimizer(config.optimizer.discriminator)
-  return generator, discriminator, g_tx, d_tx, spec
 
 
 # ----------------------------------------------------------------------------- the update
@@ -389,20 +265,11 @@ def _mean_output(logits: jax.Array, objective: losses.Objective) -> jax.Array:
 
 
 def _penalty(state: GANState, d_params, d_collections, real, fake, key, axis_name):
-  spec = state.spec
-
   def disc_fn(x):
     # The penalty's forward pass must not move the collections: its updates are dropped.
     return _discriminate(state, d_params, d_collections, x, axis_name)[0]
 
-  penalty_fn = regularizers.get(spec.penalty)
-  if spec.penalty == "gradient_penalty":
-    return penalty_fn(disc_fn, real, fake, key)
-  if spec.penalty == "r1":
-    return penalty_fn(disc_fn, real)
-  if spec.penalty == "r2":
-    return penalty_fn(disc_fn, fake)
-  return penalty_fn(disc_fn, real, key)
+  return regularizers.penalty(state.spec.penalty)(disc_fn, real, fake, key)
 
 
 def discriminator_update(state: GANState, batch: jax.Array | None = None, *,
@@ -425,15 +292,15 @@ def discriminator_update(state: GANState, batch: jax.Array | None = None, *,
   real = _real_batch(state, batch, key, axis_name, num_shards)
   z = _latents(state, key, axis_name, num_shards)
   fake, g_collections = _generate(state, state.g_params, z, axis_name)
-  return _update_discriminator(state, real, fake, g_collections, key, axis_name)
+  return _discriminator_update_on_fakes(state, real, fake, g_collections, key, axis_name)
 
 
 def _discriminator_key(state: GANState) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(state.key, state.d_updates), _DISCRIMINATOR_STREAM)
 
 
-def _update_discriminator(state: GANState, real, fake, g_collections, key, axis_name
-                          ) -> tuple[GANState, Metrics]:
+def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, key, axis_name
+                                   ) -> tuple[GANState, Metrics]:
   """The discriminator update on given real and fake examples (the fakes are not differentiated)."""
   spec = state.spec
   objective = losses.get(spec.loss)
@@ -583,7 +450,8 @@ def adversarial_update(state: GANState, batch: jax.Array | None = None, *,
     z = _latents(state, key, axis_name, num_shards)
     fake, generator_vjp, g_collections = jax.vjp(
         lambda g_params: _generate(state, g_params, z, axis_name), state.g_params, has_aux=True)
-    state, d_metrics = _update_discriminator(state, real, fake, g_collections, key, axis_name)
+    state, d_metrics = _discriminator_update_on_fakes(state, real, fake, g_collections, key,
+                                                      axis_name)
     state, g_metrics = _generator_update_on_fakes(
         state, last_real, fake, generator_vjp, _generator_key(state), axis_name=axis_name,
         num_shards=num_shards)
@@ -600,9 +468,9 @@ def adversarial_update(state: GANState, batch: jax.Array | None = None, *,
   return state, {**d_metrics, **g_metrics}
 
 
-def adversarial_updates(state: GANState, batch: None = None, *, num_steps: int,
-                        axis_name: str | None = None, num_shards: int = 1
-                        ) -> tuple[GANState, Metrics]:
+def adversarial_scan(state: GANState, batch: None = None, *, num_steps: int,
+                     axis_name: str | None = None, num_shards: int = 1
+                     ) -> tuple[GANState, Metrics]:
   """`num_steps` training steps on on-device data in one `lax.scan` (pure; `train_steps` is this
   function jitted). Returns the final state and the metrics of every step, stacked."""
   if batch is not None or state.spec.data is None:
@@ -618,7 +486,7 @@ def adversarial_updates(state: GANState, batch: None = None, *, num_steps: int,
 d_step = jit(discriminator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
 g_step = jit(generator_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
 train_step = jit(adversarial_update, donate_argnums=0, static_argnames=("axis_name", "num_shards"))
-train_steps = jit(adversarial_updates, donate_argnums=0,
+train_steps = jit(adversarial_scan, donate_argnums=0,
                   static_argnames=("num_steps", "axis_name", "num_shards"))
 
 
@@ -638,7 +506,7 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
 
   Args:
     update: one of `discriminator_update`, `generator_update`, `adversarial_update`,
-      `adversarial_updates`.
+      `adversarial_scan`.
     parallel: 'none' (jit on one device), 'pmap' (`jax.pmap` over this process's devices: the
       state carries a leading device axis, see `replicate`, and so does the batch) or 'shard_map'
       (`jax.shard_map` over a 1-D mesh of all devices: the state is replicated and the batch is one
@@ -646,7 +514,7 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
     devices: the devices to use (default: as above).
     batch_axis: the batch axis of the real data (1 for `adversarial_update`'s
       (n_critic, batch, ...) layout); used by 'shard_map' only.
-    **static_kwargs: further static arguments of `update` (num_steps for `adversarial_updates`).
+    **static_kwargs: further static arguments of `update` (num_steps for `adversarial_scan`).
 
   Returns:
     A jitted function (state, batch) -> (state, metrics), donating the state's buffers.

@@ -18,7 +18,7 @@ from ganjax import progress
 from ganjax import runner
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# A line that absl, Orbax, clu or TensorFlow's C++ runtime writes (I1201 12:00:00.0 ... file.py:12]).
+# A line that absl, Orbax, clu or TensorFlow's C++ runtime writes (I1201 12:00:00 ... file.py:12]).
 LIBRARY_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 # The lines a ring run prints of its own.
 GANJAX_LINE = re.compile(r"^(compiled the training step|step \d+/\d+ |summary: |resuming from|"

@@ -59,10 +59,14 @@ def test_markdown_and_json_hold_the_same_numbers(tmp_path):
   assert "max \\|D - D*\\|" in row and len(re.split(r"(?<!\\)\|", row)) == 8
 
 
-def test_dispatch_refuses_unknown_study_and_used_workdir(tmp_path):
-  config = ml_collections.ConfigDict({"study": "no_such_study", "seed": 0})
+def test_dispatch_refuses_unknown_program_study_and_used_workdir(tmp_path):
+  config = ml_collections.ConfigDict({"program": "study", "study": "no_such_study", "seed": 0})
   with pytest.raises(runner.RunError, match="unknown study 'no_such_study'.*optimal_discriminator"):
     runner.train_and_evaluate(config, tmp_path / "new")
+  config.program = "studdy"
+  with pytest.raises(runner.RunError, match="unknown program 'studdy'.*gan, seeds, study"):
+    runner.train_and_evaluate(config, tmp_path / "new")
+  assert not (tmp_path / "new").exists()
   (tmp_path / "used").mkdir()
   (tmp_path / "used" / "keep.txt").write_text("mine")
   config = ml_collections.ConfigDict({"study": "saturation", "seed": 0})

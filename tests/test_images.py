@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.utils import gcs_utils
 
+from ganjax import errors
 from ganjax.data import images
 
 NUM_EXAMPLES = 40
@@ -68,12 +69,47 @@ def test_image_shape_comes_from_the_config():
   assert images.image_shape({"name": "celeb_a"}) == (64, 64, 3)
   assert images.image_shape({"name": "celeb_a", "image_size": 32}) == (32, 32, 3)
   assert images.image_shape({"name": "folder", "image_size": 16, "channels": 1}) == (16, 16, 1)
-  with pytest.raises(ValueError, match="data.image_size must be set"):
+  with pytest.raises(errors.ConfigError, match="data.image_size must be set"):
     images.image_shape({"name": "folder"})
 
 
+@pytest.mark.parametrize("config, message", [
+    ({"name": "mnist", "image_size": 0}, r"^data.image_size must be a positive integer, got 0$"),
+    ({"name": "cifar10", "image_size": "32"}, r"^data.image_size must be a positive integer"),
+    ({"name": "folder", "image_size": 8, "channels": 2}, r"^data.channels must be 1 or 3, got 2$"),
+    ({"name": "folder", "image_size": 8, "channels": True}, r"^data.channels must be a positive"),
+    ({"name": "celeb_a", "crop_size": -108}, r"^data.crop_size must be a positive integer"),
+    ({"name": "mnist", "shuffle_buffer": 0}, r"^data.shuffle_buffer must be a positive integer"),
+    ({"name": "mnist", "split": 1}, r"^data.split must be a string, got 1$"),
+    ({"name": "mnist", "data_dir": 5}, r"^data.data_dir must be a string, got 5$"),
+    ({"name": "folder", "image_size": 8, "folder": ["faces"]},
+     r"^data.folder must be a string, got \['faces'\]$"),
+])
+def test_bad_fields_are_config_errors_naming_the_field(config, message):
+  with pytest.raises(errors.ConfigError, match=message) as error:
+    images.check_dataset(config)
+  assert "\n" not in str(error.value)
+
+
+def test_folder_without_a_folder_is_a_config_error():
+  with pytest.raises(errors.ConfigError, match="^data.folder must name a directory"):
+    images.check_dataset({"name": "folder", "image_size": 8})
+
+
+def test_argument_errors_are_not_config_errors(mnist_dir):
+  for read in (lambda: images.make_iterator(_mnist(mnist_dir), batch_size=3, process_index=0,
+                                            process_count=2),
+               lambda: images.finite_batches(_mnist(mnist_dir), batch_size=0, process_index=0,
+                                             process_count=1),
+               lambda: images.finite_batches(_mnist(mnist_dir), batch_size=4, process_index=2,
+                                             process_count=2)):
+    with pytest.raises(ValueError) as error:
+      read()
+    assert not isinstance(error.value, errors.ConfigError)
+
+
 def test_unknown_name_is_one_line_listing_the_valid_ones():
-  with pytest.raises(ValueError) as error:
+  with pytest.raises(errors.ConfigError) as error:
     images.make_iterator({"name": "imagenet"}, batch_size=4, process_index=0, process_count=1)
   message = str(error.value)
   assert "\n" not in message and "'imagenet'" in message
@@ -141,7 +177,8 @@ def test_n_critic_slices_are_consecutive_local_batches(mnist_dir):
 
 
 def test_unknown_split_is_named(mnist_dir):
-  with pytest.raises(ValueError, match="data.split='validation' is not a split of 'mnist'"):
+  with pytest.raises(errors.ConfigError,
+                     match="data.split='validation' is not a split of 'mnist'"):
     images.check_dataset(_mnist(mnist_dir, split="validation"))
 
 
@@ -174,7 +211,7 @@ def test_not_prepared_is_one_line_without_network(tmp_path, monkeypatch):
   with pytest.raises(images.DatasetNotPrepared) as error:
     images.check_dataset(config)
   message = str(error.value)
-  assert isinstance(error.value, ValueError)
+  assert isinstance(error.value, errors.ConfigError) and isinstance(error.value, ValueError)
   assert "\n" not in message and "'cifar10'" in message and str(tmp_path) in message
   assert "download_and_prepare" in message and "data.data_dir" in message
   with pytest.raises(images.DatasetNotPrepared):
@@ -283,7 +320,8 @@ def test_num_classes_and_datasets_without_labels():
                                               process_index=0, process_count=1),
                  lambda: images.finite_batches(config, batch_size=4, with_labels=True,
                                                process_index=0, process_count=1)):
-      with pytest.raises(ValueError, match="dataset 'celeb_a' has no class labels") as error:
+      with pytest.raises(errors.ConfigError,
+                         match="dataset 'celeb_a' has no class labels") as error:
         read()
       assert "\n" not in str(error.value)
 
@@ -316,9 +354,11 @@ def test_finite_batches_of_a_shard_and_too_few_examples(mnist_dir):
   batches = images.finite_batches(config, batch_size=8, num_examples=21, process_index=1,
                                   process_count=2)
   assert len(next(batches)) == 8
-  with pytest.raises(ValueError, match="has 20 examples, fewer than the 21 asked for") as error:
+  with pytest.raises(images.TooFewExamples,
+                     match="has 20 examples, fewer than the 21 asked for") as error:
     list(batches)
   assert "\n" not in str(error.value) and "shard 1 of 2" in str(error.value)
+  assert isinstance(error.value, errors.ConfigError)
   exact = list(images.finite_batches(config, batch_size=8, num_examples=20, process_index=1,
                                      process_count=2))
   assert sum(len(batch) for batch in exact) == 20

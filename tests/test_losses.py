@@ -9,6 +9,7 @@ import scipy.optimize
 from jax.test_util import check_grads
 
 from ganjax import divergences
+from ganjax import errors
 from ganjax import losses
 
 BATCH = 16
@@ -617,5 +618,5 @@ def test_objective_is_frozen():
 def test_unknown_name_lists_valid_names(bad_name):
   valid = ", ".join(sorted(EXPECTED_NAMES))
   expected = f"unknown loss {bad_name!r}; valid names: {valid}"
-  with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+  with pytest.raises(errors.ConfigError, match=f"^{re.escape(expected)}$"):
     losses.get(bad_name)

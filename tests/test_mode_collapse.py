@@ -13,6 +13,7 @@ import optax
 import pytest
 import scipy.special
 
+from ganjax import experiment as experiment_lib
 from ganjax import losses
 from ganjax import metrics
 from ganjax import mode_collapse
@@ -85,9 +86,9 @@ def test_seeds_side_by_side_equal_seeds_trained_alone(tiny_run):
   assert samples.shape == (3, 2500, 2)
   data = toy.ring()
   for index in range(3):
-    state = train.create_state_from_config(config, seed=config.seed + index)
+    state = experiment_lib.create_state_from_config(config, seed=config.seed + index)
     state, _ = train.train_steps(state, num_steps=config.train.steps)
-    alone = train.sample(state, 2500, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
+    alone = train.sample(state, 2500, jax.random.fold_in(state.key, experiment_lib.SAMPLE_STREAM))
     # Trained vmapped or alone: the same numbers, summed in other orders.
     np.testing.assert_allclose(samples[index], alone, rtol=1e-4, atol=1e-5)
     # The row's statistics are those of the samples written beside it.

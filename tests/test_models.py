@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganjax import errors
 from ganjax import models
 from ganjax.models import layers
 from ganjax.models import packing
@@ -709,24 +710,74 @@ def test_spectral_norm_eval_does_not_update_vectors(resnet_critic):
 
 
 def test_registry_rejects_unknown_names():
-  with pytest.raises(ValueError,
+  with pytest.raises(errors.ConfigError,
                      match=r"^unknown generator 'foo'; valid names: dcgan, mlp, resnet$"):
     models.get_generator("foo")
-  with pytest.raises(ValueError,
+  with pytest.raises(errors.ConfigError,
                      match=r"^unknown discriminator 'bar'; valid names: dcgan, mlp, resnet$"):
     models.get_discriminator("bar")
 
 
 def test_registry_rejects_unknown_fields():
-  with pytest.raises(ValueError, match=r"unknown field 'widht'.*valid fields: activation, "
-                                       r"axis_name, batch_norm, dtype, hidden, output_dim$"):
+  with pytest.raises(errors.ConfigError, match=r"unknown field 'widht'.*valid fields: "
+                                               r"activation, axis_name, batch_norm, dtype, "
+                                               r"hidden, output_dim$"):
     models.get_generator("mlp", widht=3)
-  with pytest.raises(ValueError, match=r"unknown field 'name'.*valid fields: axis_name, "
-                                       r"dtype, features, pack, spectral_norm$"):
+  with pytest.raises(errors.ConfigError, match=r"unknown field 'name'.*valid fields: axis_name, "
+                                               r"dtype, features, pack, spectral_norm$"):
     models.get_discriminator("resnet", name="critic")
-  with pytest.raises(ValueError, match=r"unsupported DCGAN image_shape \(48, 48, 3\); "
-                                       r"supported: \(28, 28, C\), \(32, 32, C\), \(64, 64, C\)"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"unsupported DCGAN image_shape \(48, 48, 3\); supported: "
+                           r"\(28, 28, C\), \(32, 32, C\), \(64, 64, C\)"):
     models.get_generator("dcgan", image_shape=(48, 48, 3))
+
+
+@pytest.mark.parametrize("build, kwargs, message", [
+    (models.get_generator, {"hidden": 64}, r"^field 'hidden' of generator 'mlp' must be "
+                                           r"Sequence\[int\], got 64$"),
+    (models.get_generator, {"hidden": (64, "64")}, r"^field 'hidden' of generator 'mlp'"),
+    (models.get_generator, {"output_dim": True}, r"^field 'output_dim' of generator 'mlp' must "
+                                                 r"be int, got True$"),
+    (models.get_generator, {"activation": 3}, r"^field 'activation' of generator 'mlp' must be "
+                                              r"str, got 3$"),
+    (models.get_generator, {"activation": "sigmod"}, r"^unknown activation 'sigmod'"),
+    (models.get_discriminator, {"maxout_pieces": -1}, r"^maxout_pieces must be >= 0, got -1$"),
+    (models.get_discriminator, {"pack": "2"}, r"^field 'pack' of discriminator 'mlp' must be "
+                                              r"int, got '2'$"),
+    (models.get_discriminator, {"axis_name": 0}, r"^field 'axis_name' of discriminator 'mlp' "
+                                                 r"must be str \| None, got 0$"),
+])
+def test_registry_rejects_fields_of_the_wrong_type_or_value(build, kwargs, message):
+  with pytest.raises(errors.ConfigError, match=message) as error:
+    build("mlp", **kwargs)
+  assert "\n" not in str(error.value)
+
+
+def test_registry_checks_tuples_and_accepts_lists_for_them():
+  with pytest.raises(errors.ConfigError, match=r"^field 'image_shape' of discriminator 'dcgan' "
+                                               r"must be tuple\[int, int, int\], got \(32, 32\)$"):
+    models.get_discriminator("dcgan", image_shape=(32, 32))
+  assert models.get_generator("dcgan", image_shape=[32, 32, 3], activation=None).activation is None
+  assert models.get_discriminator("dcgan", batch_norm=None).batch_norm is None
+  assert models.get_generator("mlp", hidden=[8, 8]).hidden == [8, 8]
+
+
+def test_an_error_inside_a_registered_module_is_not_a_config_error(monkeypatch):
+  class Broken(nn.Module):
+    width: int = 4
+
+    @nn.compact
+    def __call__(self, z, train=True):
+      raise ValueError("a bug in the module")
+
+  monkeypatch.setitem(models.GENERATORS, "broken", Broken)
+  generator = models.get_generator("broken", width=8)
+  with pytest.raises(ValueError, match="a bug in the module") as error:
+    jax.eval_shape(lambda z: generator.init(make_key(0), z), jnp.zeros((2, 3)))
+  assert not isinstance(error.value, errors.ConfigError)
+  with pytest.raises(errors.ConfigError, match=r"^field 'width' of generator 'broken' must be "
+                                               r"int, got 8.0$"):
+    models.get_generator("broken", width=8.0)
 
 
 def test_registry_builds_the_registered_classes():
@@ -771,7 +822,7 @@ def test_packed_logits_are_the_inner_discriminator_on_concatenated_samples(pack)
 
 
 def test_packing_errors_are_one_line():
-  with pytest.raises(ValueError, match=r"^pack must be a positive integer, got 0$"):
+  with pytest.raises(errors.ConfigError, match=r"^pack must be a positive integer, got 0$"):
     models.get_discriminator("mlp", pack=0)
   packed = models.get_discriminator("mlp", hidden=(4,), pack=3)
   variables = init(packed, jnp.zeros((3, 2)))

@@ -8,6 +8,7 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
+from ganjax import errors
 from ganjax import regularizers
 
 INPUT_SHAPE = (3, 4)
@@ -264,8 +265,8 @@ def test_weight_clipping_rejects_missing_params_and_bad_clip_values():
   params = {"w": jnp.ones(3)}
   with pytest.raises(ValueError, match="params"):
     transformation.update(params, transformation.init(params))
-  for clip_value in (0.0, -0.01):
-    with pytest.raises(ValueError, match="clip_value"):
+  for clip_value in (0.0, -0.01, "0.01", True, None):
+    with pytest.raises(errors.ConfigError, match="clip_value.*optimizer's clip"):
       regularizers.weight_clipping(clip_value)
 
 
@@ -274,7 +275,39 @@ def test_get_returns_the_penalties_and_rejects_unknown_names():
   assert regularizers.get("r1") is regularizers.r1_penalty
   assert regularizers.get("r2") is regularizers.r2_penalty
   assert regularizers.get("dragan") is regularizers.dragan_penalty
-  with pytest.raises(ValueError) as error:
-    regularizers.get("wgan_gp")
-  assert str(error.value) == (
-      "unknown regularizer 'wgan_gp'; valid names: dragan, gradient_penalty, r1, r2")
+  expected = ("unknown penalty 'wgan_gp' (penalty.name); valid names: dragan, gradient_penalty, "
+              "r1, r2")
+  for find in (regularizers.get, regularizers.penalty):
+    with pytest.raises(errors.ConfigError) as error:
+      find("wgan_gp")
+    assert str(error.value) == expected
+
+
+def test_every_registered_penalty_is_its_public_function():
+  critic = functools.partial(mlp_critic, mlp_params(4, jnp.float32))
+  real, fake, key = random_inputs(5), random_inputs(6, scale=2.0), jax.random.key(7)
+  public = {"gradient_penalty": regularizers.gradient_penalty(critic, real, fake, key),
+            "r1": regularizers.r1_penalty(critic, real),
+            "r2": regularizers.r2_penalty(critic, fake),
+            "dragan": regularizers.dragan_penalty(critic, real, key)}
+  assert set(regularizers.PENALTIES) == set(public)
+  for name, expected in public.items():
+    np.testing.assert_array_equal(regularizers.penalty(name)(critic, real, fake, key), expected,
+                                  err_msg=name)
+
+
+def test_a_registered_penalty_is_found_by_name(monkeypatch):
+  def mean_output(disc_fn, real, fake, key):
+    del fake, key
+    return jnp.mean(disc_fn(real))
+
+  monkeypatch.setitem(regularizers.PENALTIES, "mean_output", mean_output)
+  assert regularizers.penalty("mean_output") is mean_output
+  assert regularizers.get("mean_output") is mean_output
+  real = random_inputs(8)
+  np.testing.assert_allclose(
+      regularizers.penalty("mean_output")(quadratic_critic, real, real, jax.random.key(0)),
+      np.mean(quadratic_critic(real)), rtol=1e-6)
+  with pytest.raises(errors.ConfigError, match="valid names: dragan, gradient_penalty, "
+                                               "mean_output, r1, r2$"):
+    regularizers.penalty("mean")

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from ganjax import experiment as experiment_lib
 from ganjax import metrics
 from ganjax import runner
 from ganjax import sample as sample_lib
@@ -69,7 +70,7 @@ def test_ring_run_writes_checkpoints_logs_and_pictures(tmp_path):
   assert [line["step"] for line in lines] == [50, 100, 150, 200]
   for line in lines:
     assert {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
-            "steps_per_s"} <= set(line)
+            "steps_per_sec", "uptime"} <= set(line)
     assert all(np.isfinite(v) for v in line.values())
   assert list(tmp_path.glob("events.out.tfevents.*"))
   assert (tmp_path / "samples_0000100.png").stat().st_size > 0
@@ -98,7 +99,7 @@ def test_ring_run_writes_checkpoints_logs_and_pictures(tmp_path):
   assert drawn.shape == (10, 2) and np.isfinite(drawn).all()
   # The final samples and their statistics, from the checkpoint as the runner computes them
   # (the same programs on the same bits: a sample on a mode's boundary falls the same way).
-  final = train.sample(state, 2500, jax.random.fold_in(state.key, runner._SAMPLE_STREAM))
+  final = train.sample(state, 2500, jax.random.fold_in(state.key, experiment_lib.SAMPLE_STREAM))
   np.testing.assert_array_equal(final, samples)
   direct = metrics.mixture_mode_statistics(final, toy.ring())
   assert last["modes"] == int(direct["modes"])
@@ -142,8 +143,9 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
 
 
 def _logged(workdir):
-  """The lines of a run's metrics.jsonl without the speeds, which are timings."""
-  return [{name: value for name, value in json.loads(line).items() if name != "steps_per_s"}
+  """The lines of a run's metrics.jsonl without the speeds and times, which are timings."""
+  return [{name: value for name, value in json.loads(line).items()
+           if name not in ("steps_per_sec", "uptime")}
           for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ganjax import errors
 from ganjax.data import toy
 
 
@@ -30,7 +31,30 @@ def test_samples_have_the_mixture_moments():
 
 
 def test_bad_names_and_arguments():
-  with pytest.raises(ValueError, match="unknown toy dataset 'moons'; valid names: gaussian_1d"):
+  with pytest.raises(errors.ConfigError,
+                     match="unknown toy dataset 'moons'; valid names: gaussian_1d"):
     toy.get("moons")
-  with pytest.raises(ValueError, match="weights"):
+  with pytest.raises(errors.ConfigError, match="weights"):
     toy.mixture_1d(means=(0.0, 1.0), stds=1.0, weights=(0.3, 0.3))
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("ring", {"radious": 1.0},
+     r"^toy dataset 'ring' has no field 'radious' \(data.kwargs\); its fields: num_modes, "
+     r"radius, std$"),
+    ("ring", {"num_modes": 0}, r"^num_modes must be a positive integer, got 0$"),
+    ("ring", {"num_modes": 2.5}, r"^num_modes must be a positive integer, got 2.5$"),
+    ("ring", {"radius": "one"}, r"^radius must be a number or numbers, got 'one'$"),
+    ("ring", {"std": -0.1}, r"^mixture stds must be positive"),
+    ("grid", {"size": 0}, r"^size must be a positive integer, got 0$"),
+    ("grid", {"spacing": None}, r"^spacing must be a number or numbers, got None$"),
+    ("gaussian_1d", {"std": 0.0}, r"^mixture stds must be positive, got \(0.0,\)$"),
+    ("mixture_1d", {"means": ()}, r"^a mixture needs at least one mode"),
+    ("mixture_1d", {"means": ("a", 1.0)}, r"^means must be a number or numbers, got 'a'$"),
+    ("mixture_1d", {"stds": (0.5,)}, r"^a mixture needs as many stds and weights as means"),
+    ("mixture_1d", {"weights": (1.5, -0.5)}, r"^mixture weights must be non-negative"),
+])
+def test_bad_toy_fields_are_config_errors_naming_the_field(name, kwargs, message):
+  with pytest.raises(errors.ConfigError, match=message) as error:
+    toy.get(name, **kwargs)
+  assert "\n" not in str(error.value)

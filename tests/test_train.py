@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from ganjax import experiment
 from ganjax import losses
 from ganjax import metrics
 from ganjax import models
@@ -205,7 +206,7 @@ def test_vmapped_seeds_equal_seeds_one_by_one():
   template = ring_state()
   states = train.create_seed_states(template.generator, template.discriminator, template.g_tx,
                                     template.d_tx, template.spec, (2,), seeds)
-  run = train.vmap_seeds(train.adversarial_updates, num_steps=4)
+  run = train.vmap_seeds(train.adversarial_scan, num_steps=4)
   states, _ = run(states)
   for index, seed in enumerate(seeds):
     alone, _ = train.train_steps(ring_state(seed=seed), num_steps=4)
@@ -257,7 +258,7 @@ def test_parallel_scanned_steps_equal_one_device():
   devices = jax.devices()[:NUM_DEVICES]
   state = ring_state()
   single, _ = train.train_steps(copy(state), num_steps=3)
-  step = train.parallelize(train.adversarial_updates, "shard_map", devices, num_steps=3)
+  step = train.parallelize(train.adversarial_scan, "shard_map", devices, num_steps=3)
   mapped, _ = step(train.replicate(state, "shard_map", devices), None)
   assert_trees_close(mapped, single, rtol=1e-4, atol=1e-6)
 
@@ -274,16 +275,16 @@ def test_bad_configuration_errors():
   with pytest.raises(ValueError, match="unknown parallel mode"):
     train.parallelize(train.adversarial_update, "tpu_magic")
   with pytest.raises(ValueError, match="unknown optimizer"):
-    train.make_optimizer({"name": "adamax_plus"})
+    experiment.make_optimizer({"name": "adamax_plus"})
   with pytest.raises(ValueError, match="decay_steps"):
-    train.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 10,
+    experiment.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 10,
                           "decay_to": 2.0})
 
 
 def test_learning_rate_decays_linearly_then_stays():
   """SGD with decay_steps 4 and decay_to 0.25: the k-th update (k = 0, 1, ...) is
   -lr * (1 - 0.75 * min(k, 4) / 4) * gradient."""
-  tx = train.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 4,
+  tx = experiment.make_optimizer({"name": "sgd", "learning_rate": 0.1, "decay_steps": 4,
                              "decay_to": 0.25})
   params = {"w": jnp.ones(3)}
   state = tx.init(params)

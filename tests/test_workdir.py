@@ -79,8 +79,9 @@ def test_second_run_is_refused_naming_the_holder_then_resumes_after_a_sigkill(tm
 
 def test_a_run_holds_its_workdir_while_it_runs(tmp_path, monkeypatch):
   # A second start from inside the run (as a second process would see it, the lock is held).
+  from ganjax.programs import gan
   seen = []
-  original = runner._train
+  original = gan.run
 
   def train_and_try_again(config, workdir):
     with pytest.raises(workdir_lib.WorkdirInUse, match=f"pid {os.getpid()} "):
@@ -89,7 +90,7 @@ def test_a_run_holds_its_workdir_while_it_runs(tmp_path, monkeypatch):
     seen.append(json.loads((workdir / workdir_lib.LOCK_FILE).read_text())["pid"])
     return original(config, workdir)
 
-  monkeypatch.setattr(runner, "_train", train_and_try_again)
+  monkeypatch.setattr(gan, "run", train_and_try_again)
   runner.train_and_evaluate(_ring_config(), tmp_path / "run")
   assert seen == [os.getpid()]
 

@@ -57,6 +57,7 @@ for _device_type in ("GPU", "TPU"):
                     "use %s memory: %s", _device_type, error)
 
 from ganjax.data import DEFAULT_SHUFFLE_BUFFER
+from ganjax.errors import ConfigError
 
 FOLDER = "folder"
 DEFAULT_CELEB_A_CROP = 108
@@ -89,8 +90,12 @@ DATASETS: dict[str, _Source] = {
 VALID_NAMES: tuple[str, ...] = (*sorted(DATASETS), FOLDER)
 
 
-class DatasetNotPrepared(ValueError):
+class DatasetNotPrepared(ConfigError):
   """A dataset that is not in the data directory (ganjax never downloads one)."""
+
+
+class TooFewExamples(ConfigError):
+  """A shard that holds fewer examples than `finite_batches` was asked for."""
 
 
 def _get(data_config: Mapping[str, Any], field: str, default: Any = None) -> Any:
@@ -101,18 +106,29 @@ def _get(data_config: Mapping[str, Any], field: str, default: Any = None) -> Any
 def _name(data_config: Mapping[str, Any]) -> str:
   name = data_config.get("name")
   if name not in DATASETS and name != FOLDER:
-    raise ValueError(f"unknown image dataset data.name={name!r}; valid names: "
-                     f"{', '.join(VALID_NAMES)}")
+    raise ConfigError(f"unknown image dataset data.name={name!r}; valid names: "
+                      f"{', '.join(VALID_NAMES)}")
   return name
 
 
 def _positive_int(data_config: Mapping[str, Any], field: str, default: int | None) -> int:
   value = _get(data_config, field, default)
   if value is None:
-    raise ValueError(f"data.{field} must be set for data.name={data_config.get('name')!r}")
+    raise ConfigError(f"data.{field} must be set for data.name={data_config.get('name')!r}")
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"data.{field} must be a positive integer, got {value!r}")
+    raise ConfigError(f"data.{field} must be a positive integer, got {value!r}")
   return int(value)
+
+
+def _check_fields(data_config: Mapping[str, Any]) -> None:
+  """Checks the fields that `image_shape` does not read: split, data_dir, folder (strings or
+  unset), crop_size and shuffle_buffer (positive integers)."""
+  for field in ("split", "data_dir", "folder"):
+    value = data_config.get(field)
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+      raise ConfigError(f"data.{field} must be a string, got {value!r}")
+  _positive_int(data_config, "crop_size", DEFAULT_CELEB_A_CROP)
+  _positive_int(data_config, "shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)
 
 
 def image_shape(data_config: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -125,13 +141,14 @@ def image_shape(data_config: Mapping[str, Any]) -> tuple[int, int, int]:
     (image_size, image_size, channels).
 
   Raises:
-    ValueError: for an unknown name or an invalid image_size or channels.
+    ConfigError: for an unknown name or an invalid field.
   """
   name = _name(data_config)
+  _check_fields(data_config)
   if name == FOLDER:
     channels = _positive_int(data_config, "channels", DEFAULT_FOLDER_CHANNELS)
     if channels not in (1, 3):
-      raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+      raise ConfigError(f"data.channels must be 1 or 3, got {channels}")
     size = _positive_int(data_config, "image_size", None)
     return (size, size, channels)
   source = DATASETS[name]
@@ -158,7 +175,7 @@ def _tfds_builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
     try:
       builder.info.splits[split]
     except (KeyError, ValueError, AssertionError):
-      raise ValueError(f"data.split={split!r} is not a split of {name!r}; its splits: "
+      raise ConfigError(f"data.split={split!r} is not a split of {name!r}; its splits: "
                        f"{', '.join(sorted(builder.info.splits))}") from None
   return builder
 
@@ -181,8 +198,8 @@ def _folder_builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
   split = _get(data_config, "split", "train")
   layout = "<folder>/<split>/<label>/<image>.png|jpg"
   if not folder:
-    raise ValueError(f"data.folder must name a directory laid out as {layout} when "
-                     f"data.name='folder'")
+    raise ConfigError(f"data.folder must name a directory laid out as {layout} when "
+                      f"data.name='folder'")
   folder = os.path.expanduser(folder)
   if not os.path.isdir(os.path.join(folder, split)):
     raise DatasetNotPrepared(f"data.folder={folder!r} has no split directory {split!r}; "
@@ -205,7 +222,7 @@ def check_dataset(data_config: Mapping[str, Any]) -> None:
   Raises:
     DatasetNotPrepared: the TFDS dataset is not prepared in the data directory, or the folder
       lacks the split or its images.
-    ValueError: unknown name, invalid field, or unknown split.
+    ConfigError: unknown name, invalid field, or unknown split.
   """
   image_shape(data_config)
   _builder(data_config)
@@ -219,11 +236,11 @@ def _builder(data_config: Mapping[str, Any]) -> tfds.core.DatasetBuilder:
 
 
 def _label_feature(name: str, builder: tfds.core.DatasetBuilder) -> tfds.features.ClassLabel:
-  """The dataset's 'label' feature, or a one-line ValueError for a dataset without labels."""
+  """The dataset's 'label' feature, or a one-line ConfigError for a dataset without labels."""
   features = builder.info.features
   feature = features["label"] if "label" in features else None
   if not isinstance(feature, tfds.features.ClassLabel):
-    raise ValueError(f"dataset {name!r} has no class labels (no 'label' feature; its features: "
+    raise ConfigError(f"dataset {name!r} has no class labels (no 'label' feature; its features: "
                      f"{', '.join(sorted(features))})")
   return feature
 
@@ -239,7 +256,7 @@ def num_classes(data_config: Mapping[str, Any]) -> int:
 
   Raises:
     DatasetNotPrepared: the dataset is not in the data directory.
-    ValueError: invalid config, or a dataset without labels (celeb_a).
+    ConfigError: invalid config, or a dataset without labels (celeb_a).
   """
   image_shape(data_config)
   return int(_label_feature(_name(data_config), _builder(data_config)).num_classes)
@@ -361,7 +378,8 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
 
   Raises:
     DatasetNotPrepared: the dataset is not in the data directory.
-    ValueError: invalid config or arguments, or labels asked of a dataset without them.
+    ConfigError: invalid config, or labels asked of a dataset without them.
+    ValueError: invalid arguments.
   """
   process_index, process_count = _process(process_index, process_count)
   if batch_size < 1 or batch_size % process_count:
@@ -404,12 +422,13 @@ def finite_batches(data_config: Mapping[str, Any], *, batch_size: int,
   Returns:
     An iterator of float32 arrays of shape (b, *image_shape), b <= batch_size, with values in
     [-1, 1] (as `make_iterator`'s); with labels, of pairs (images, int32 labels of shape (b,)).
-    When the shard holds fewer than `num_examples` examples, the iterator raises ValueError once
-    it runs out.
+    When the shard holds fewer than `num_examples` examples, the iterator raises TooFewExamples
+    once it runs out.
 
   Raises:
     DatasetNotPrepared: the dataset is not in the data directory.
-    ValueError: invalid config or arguments, or labels asked of a dataset without them.
+    ConfigError: invalid config, or labels asked of a dataset without them.
+    ValueError: invalid arguments.
   """
   process_index, process_count = _process(process_index, process_count)
   if batch_size < 1:
@@ -431,10 +450,10 @@ def finite_batches(data_config: Mapping[str, Any], *, batch_size: int,
 
 
 def _counted(batches: Iterator[Any], num_examples: int, shard: str) -> Iterator[Any]:
-  """`batches`, raising ValueError at their end if they held fewer than `num_examples`."""
+  """`batches`, raising TooFewExamples at their end if they held fewer than `num_examples`."""
   seen = 0
   for batch in batches:
     seen += len(batch[0] if isinstance(batch, tuple) else batch)
     yield batch
   if seen < num_examples:
-    raise ValueError(f"{shard} has {seen} examples, fewer than the {num_examples} asked for")
+    raise TooFewExamples(f"{shard} has {seen} examples, fewer than the {num_examples} asked for")

@@ -11,6 +11,7 @@ which repeats the first mode), sigma 0.01; grid modes at {-4, -2, 0, 2, 4}^2, si
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import math
 from typing import Sequence
@@ -18,6 +19,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ganjax.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +41,17 @@ class GaussianMixture:
 
   def __post_init__(self):
     num_modes = len(self.means)
-    if num_modes == 0 or len(self.stds) != num_modes or len(self.weights) != num_modes:
-      raise ValueError("a mixture needs as many stds and weights as means")
-    if not math.isclose(sum(self.weights), 1.0, rel_tol=1e-6):
-      raise ValueError(f"mixture weights sum to {sum(self.weights)}, not 1")
+    if num_modes == 0:
+      raise ConfigError("a mixture needs at least one mode (means is empty)")
+    if len(self.stds) != num_modes or len(self.weights) != num_modes:
+      raise ConfigError(f"a mixture needs as many stds and weights as means ({num_modes}), got "
+                        f"{len(self.stds)} stds and {len(self.weights)} weights")
+    if len({len(mean) for mean in self.means}) != 1:
+      raise ConfigError(f"mixture means must all have the same dimension, got {self.means}")
+    if min(self.weights) < 0 or not math.isclose(sum(self.weights), 1.0, rel_tol=1e-6):
+      raise ConfigError(f"mixture weights must be non-negative and sum to 1, got {self.weights}")
     if min(self.stds) <= 0:
-      raise ValueError("mixture stds must be positive")
+      raise ConfigError(f"mixture stds must be positive, got {self.stds}")
 
   @property
   def dim(self) -> int:
@@ -78,14 +86,32 @@ class GaussianMixture:
     return jnp.exp(self.log_prob(x))
 
 
+def _floats(field: str, values) -> tuple[float, ...]:
+  """`values`, a number or a flat sequence of numbers, as a tuple of floats."""
+  try:
+    return tuple(float(value) for value in np.atleast_1d(values))
+  except (TypeError, ValueError):
+    raise ConfigError(f"{field} must be a number or numbers, got {values!r}") from None
+
+
+def _positive_int(field: str, value) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+  return int(value)
+
+
 def mixture(means: Sequence[Sequence[float]] | Sequence[float], stds: Sequence[float] | float,
             weights: Sequence[float] | None = None) -> GaussianMixture:
-  """A mixture from plain lists; 1-D means may be given as scalars, a scalar std is shared."""
-  means = tuple(tuple(float(v) for v in np.atleast_1d(m)) for m in means)
-  stds = (float(stds),) * len(means) if np.isscalar(stds) else tuple(float(s) for s in stds)
+  """A mixture from plain lists; 1-D means may be given as scalars, a scalar std is shared.
+
+  Raises:
+    ConfigError: a field that is not numbers, or values that make no mixture.
+  """
+  means = tuple(_floats("means", mean) for mean in means)
+  stds = _floats("stds", stds) * (len(means) if np.isscalar(stds) else 1)
   if weights is None:
-    weights = (1.0 / len(means),) * len(means)
-  return GaussianMixture(means, stds, tuple(float(w) for w in weights))
+    weights = (1.0 / len(means),) * len(means) if means else ()
+  return GaussianMixture(means, stds, _floats("weights", weights))
 
 
 def gaussian_1d(mean: float = 0.0, std: float = 1.0) -> GaussianMixture:
@@ -101,12 +127,14 @@ def mixture_1d(means: Sequence[float] = (-2.0, 2.0), stds: Sequence[float] | flo
 
 def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture:
   """Modes evenly spaced on a circle, at angles 2*pi*k/num_modes."""
+  num_modes, (radius,) = _positive_int("num_modes", num_modes), _floats("radius", radius)
   angles = [2 * math.pi * k / num_modes for k in range(num_modes)]
   return mixture([(radius * math.cos(a), radius * math.sin(a)) for a in angles], std)
 
 
 def grid(size: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture:
   """size x size modes on a square lattice centred at 0 ({-4, -2, 0, 2, 4}^2 by default)."""
+  size, (spacing,) = _positive_int("size", size), _floats("spacing", spacing)
   coords = [spacing * (i - (size - 1) / 2) for i in range(size)]
   return mixture(list(itertools.product(coords, coords)), std)
 
@@ -120,11 +148,19 @@ DISTRIBUTIONS = {
 
 
 def get(name: str, **kwargs) -> GaussianMixture:
-  """The toy distribution a config names, built with its keyword arguments.
+  """The toy distribution a config names (`data.name`), built with its keyword arguments
+  (`data.kwargs`).
 
   Raises:
-    ValueError: for an unknown name, listing the valid ones.
+    ConfigError: for an unknown name or keyword, listing the valid ones, or an invalid value.
   """
   if name not in DISTRIBUTIONS:
-    raise ValueError(f"unknown toy dataset {name!r}; valid names: {', '.join(sorted(DISTRIBUTIONS))}")
-  return DISTRIBUTIONS[name](**kwargs)
+    raise ConfigError(f"unknown toy dataset {name!r}; valid names: "
+                      f"{', '.join(sorted(DISTRIBUTIONS))}")
+  constructor = DISTRIBUTIONS[name]
+  fields = inspect.signature(constructor).parameters
+  unknown = sorted(set(kwargs) - set(fields))
+  if unknown:
+    raise ConfigError(f"toy dataset {name!r} has no field {', '.join(map(repr, unknown))} "
+                      f"(data.kwargs); its fields: {', '.join(fields)}")
+  return constructor(**kwargs)

@@ -2,7 +2,8 @@
 
 Each study trains real Flax networks with the library's own losses and updates and compares what
 it measures with the closed forms of `ganjax.theory`. A study is selected by an experiment file
-whose config has a `study` field; it runs with the same command line as a training run:
+whose config names the program `study` and the study (`config.program = "study"`,
+`config.study = <name>`); it runs with the same command line as a training run:
 
   python -m ganjax.main --config=experiments/derivation/<study>.py[:quick] --workdir=<dir>
 
@@ -13,9 +14,13 @@ the claims and the figures measured.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pathlib
+import shlex
 import time
+from typing import Any
 
+from ganjax import experiment
 from ganjax.derivation.report import Report, Row
 
 # study name -> module under ganjax.derivation defining run(config, workdir) -> Report
@@ -27,6 +32,8 @@ STUDIES = {
     "non_saturating_gradient": "non_saturating_gradient",
     "convergence": "convergence",
     "fgan_bounds": "fgan_bounds",
+    "density_descent": "density_descent",
+    "disjoint_supports": "disjoint_supports",
 }
 
 
@@ -34,31 +41,63 @@ def run(config, workdir: str | pathlib.Path) -> Report:
   """Runs the study `config.study` and writes its report into `workdir`.
 
   Raises:
-    runner.RunError: an unknown study, or a workdir that already holds files (nothing in it is
-      changed).
+    experiment.RunError: an unknown study, or a workdir that already holds files (nothing in it
+      is changed).
   """
-  from ganjax import runner
   name = config.study
   if name not in STUDIES:
-    raise runner.RunError(f"unknown study {name!r} (config field 'study'); valid: "
-                          f"{', '.join(STUDIES)}")
+    raise experiment.RunError(f"unknown study {name!r} (config field 'study'); valid: "
+                              f"{', '.join(STUDIES)}")
   module = importlib.import_module(f"ganjax.derivation.{STUDIES[name]}")
-  workdir = runner.new_workdir(workdir)
+  workdir = experiment.new_workdir(workdir)
   started = time.perf_counter()
   report = module.run(config, workdir)
   report.details.setdefault("wall_seconds", round(time.perf_counter() - started, 2))
-  report.details.setdefault("config", runner.config_to_dict(config))
+  report.details.setdefault("config", experiment.config_to_dict(config))
   report.write(workdir)
   _print(report, workdir)
   return report
 
 
+_EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "derivation"
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """{dotted.name: value} of a nested mapping's leaves."""
+  if hasattr(tree, "items"):
+    leaves = {}
+    for key, value in tree.items():
+      leaves.update(_leaves(value, f"{prefix}{key}."))
+    return leaves
+  return {prefix[:-1]: tree}
+
+
+def _text(value: Any) -> str:
+  if isinstance(value, (tuple, list)):
+    return "(" + ",".join(_text(item) for item in value) + ("," if len(value) == 1 else "") + ")"
+  return f'"{value}"' if isinstance(value, str) else str(value)
+
+
 def command(config, workdir: str | pathlib.Path) -> str:
-  """The command line that runs the study of `config` into `workdir` (config field `mode`:
-  'full', or the argument of its experiment file that selected another mode)."""
+  """The command line that reruns the study of `config` into `workdir` exactly: its experiment
+  file with the mode (config field `mode`: 'full', or the argument of the file that selected
+  another mode), then `--config.<field>=<value>` for every field by which `config` differs from
+  that file's `get_config(mode)` (none when the file is not found), so that the command at the
+  top of a report reproduces that report."""
   mode = "" if config.mode == "full" else f":{config.mode}"
-  return (f"python -m ganjax.main --config=experiments/derivation/{config.study}.py{mode} "
+  base = (f"python -m ganjax.main --config=experiments/derivation/{config.study}.py{mode} "
           f"--workdir={workdir}")
+  path = _EXPERIMENTS / f"{config.study}.py"
+  if not path.exists():
+    return base
+  spec = importlib.util.spec_from_file_location(f"_experiment_{config.study}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  default = _leaves(module.get_config(None if config.mode == "full" else config.mode).to_dict())
+  given = _leaves(config.to_dict())
+  overrides = [f"--config.{name}={_text(value)}" for name, value in given.items()
+               if name in default and default[name] != value]
+  return " ".join([base, *(shlex.quote(item) for item in overrides)])
 
 
 def _print(report: Report, workdir: pathlib.Path) -> None:

@@ -15,11 +15,16 @@ References:
   Lin, Khetan, Fanti and Oh, "PacGAN: The power of two samples in generative adversarial
   networks", NeurIPS 2018 (packing: the discriminator keyword `pack`).
 """
+import collections.abc
 import dataclasses
+import types
+import typing
 from typing import Any
 
 import flax.linen as nn
+import numpy as np
 
+from ganjax.errors import ConfigError
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.packing import Packed
@@ -37,6 +42,8 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 }
 
 _FLAX_FIELDS = ("parent", "name")
+# The keywords `get_discriminator` takes besides the module's fields, with their types.
+_DISCRIMINATOR_EXTRAS = {"pack": int}
 
 
 def module_fields(module_class: type[nn.Module]) -> list[str]:
@@ -45,18 +52,60 @@ def module_fields(module_class: type[nn.Module]) -> list[str]:
                 if field.name not in _FLAX_FIELDS)
 
 
+def _fits(value: Any, annotation: Any) -> bool:
+  """Whether `value` has the type `annotation`: int, float, bool, str, None, their unions, and
+  sequences or tuples of them (a list passes for a tuple). Other annotations accept anything."""
+  origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+  if annotation is type(None):
+    return value is None
+  if origin in (typing.Union, types.UnionType):
+    return any(_fits(value, arg) for arg in args)
+  if annotation in (bool, str):
+    return isinstance(value, annotation)
+  if annotation in (int, float):
+    kinds = (int, np.integer) if annotation is int else (int, float, np.integer, np.floating)
+    return isinstance(value, kinds) and not isinstance(value, bool)
+  if origin in (tuple, collections.abc.Sequence):
+    if not isinstance(value, (tuple, list)):
+      return False
+    if origin is tuple and args and args[-1] is not Ellipsis:
+      return len(value) == len(args) and all(map(_fits, value, args))
+    return not args or all(_fits(item, args[0]) for item in value)
+  return True
+
+
+def _type_name(annotation: Any) -> str:
+  return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace(
+      "typing.", "")
+
+
+def _construct(module_class: type[nn.Module], *args: Any, **fields: Any) -> nn.Module:
+  """`module_class(*args, **fields)`, the module's own checks of its fields' values raising
+  ConfigError."""
+  try:
+    return module_class(*args, **fields)
+  except ValueError as error:
+    raise ConfigError(str(error)) from error
+
+
 def _build(kind: str, registry: dict[str, type[nn.Module]], name: str, kwargs: dict[str, Any],
-           extra_fields: tuple[str, ...] = ()) -> nn.Module:
+           extras: dict[str, Any] | None = None) -> nn.Module:
+  extras = extras or {}
   if name not in registry:
-    raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
+    raise ConfigError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
   module_class = registry[name]
-  valid_fields = sorted([*module_fields(module_class), *extra_fields])
+  types_by_field = {**typing.get_type_hints(module_class), **extras}
+  valid_fields = sorted([*module_fields(module_class), *extras])
   unknown = sorted(set(kwargs) - set(valid_fields))
   if unknown:
-    raise ValueError(
+    raise ConfigError(
         f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
         f"{kind} {name!r} ({module_class.__name__}); valid fields: {', '.join(valid_fields)}")
-  return module_class(**{k: v for k, v in kwargs.items() if k not in extra_fields})
+  for field, value in kwargs.items():
+    if not _fits(value, types_by_field[field]):
+      raise ConfigError(f"field {field!r} of {kind} {name!r} must be "
+                        f"{_type_name(types_by_field[field])}, got {value!r}")
+  return _construct(module_class, **{k: v for k, v in kwargs.items() if k not in extras})
 
 
 def get_generator(name: str, /, **kwargs: Any) -> nn.Module:
@@ -70,7 +119,8 @@ def get_generator(name: str, /, **kwargs: Any) -> nn.Module:
     The unbound module.
 
   Raises:
-    ValueError: the name or a keyword is unknown, or a field's value is invalid.
+    ConfigError: the name or a keyword is unknown, or a field's value has the wrong type or is
+      invalid.
   """
   return _build("generator", GENERATORS, name, kwargs)
 
@@ -87,11 +137,12 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
     The unbound module.
 
   Raises:
-    ValueError: the name or a keyword is unknown, or a field's value is invalid.
+    ConfigError: the name or a keyword is unknown, or a field's value has the wrong type or is
+      invalid.
   """
-  discriminator = _build("discriminator", DISCRIMINATORS, name, kwargs, extra_fields=("pack",))
+  discriminator = _build("discriminator", DISCRIMINATORS, name, kwargs, _DISCRIMINATOR_EXTRAS)
   pack = kwargs.get("pack", 1)
-  return discriminator if pack == 1 else Packed(discriminator, pack=pack)
+  return discriminator if pack == 1 else _construct(Packed, discriminator, pack=pack)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ stride-1 convolutions interleaved by depth to space, with the same parameters), 
 (the default: 'fast' when jax's default backend is the CPU, 'plain' otherwise). On XLA's CPU
 backend the kernel gradient of `nn.ConvTranspose` is very slow, and 'fast' takes a dcgan28
 training step at batch 64 from about 0.8 s to 0.5 s (2 CPU cores; with
-`train.CPU_COMPILER_OPTIONS`, further to about 0.36 s, see benchmarks/README.md) and makes a
+`compilation.CPU_COMPILER_OPTIONS`, further to about 0.36 s, see benchmarks/README.md) and makes a
 stride-2 4x4 layer of the 32x32 and 64x64 presets about 15 times faster; on accelerators XLA's
 own transposed convolution is left in place. The discriminator's stride-2 convolutions are fast as
 they are (a space-to-depth formulation measured 1.5 to 2 times slower), so its `conv_impl` is

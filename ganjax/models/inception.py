@@ -50,8 +50,8 @@ import numpy as np
 from flax import traverse_util
 
 from ganjax import cache as cache_lib
+from ganjax import compilation
 from ganjax import progress
-from ganjax import train
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                "pt_inception-2015-12-05-6726825d.pth")
@@ -367,11 +367,11 @@ class FIDInceptionV3(nn.Module):
 
 # The expensive part is compiled once per batch size whatever the images' size: only the cheap
 # resize is compiled per input shape. On the CPU backend both are compiled with
-# `train.CPU_COMPILER_OPTIONS`, which take convolutions off YNNPACK: the network at batch 8 took
-# about 1.5 s with them against 2.2 s without (2 CPU cores).
+# `compilation.CPU_COMPILER_OPTIONS`, which take convolutions off YNNPACK: the network at batch 8
+# took about 1.5 s with them against 2.2 s without (2 CPU cores).
 _NETWORK = FIDInceptionV3(resize_input=False, normalize_input=False)
-_prepare = train.jit(preprocess)
-_network_features = train.jit(_NETWORK.apply)
+_prepare = compilation.jit(preprocess)
+_network_features = compilation.jit(_NETWORK.apply)
 
 
 def extract_features(variables: Variables, images: jax.typing.ArrayLike) -> jax.Array:

@@ -1,0 +1,102 @@
+"""Config pieces the experiment files share: what every GAN experiment repeats lives here once,
+while each file in experiments/ still reads as a complete recipe (its data, players, loss,
+optimizers, schedule and evaluation).
+
+    config = configs.gan_config()                       # program 'gan', seed 0, no penalty
+    config.train = configs.train_config(steps=5000, batch_size=512, log_every=500,
+                                        checkpoint_every=1000, sample_every=1000)
+    if arg == "tiny":
+      configs.shrink_images(config, widths=("model.generator_kwargs.base_features", ...))
+    configs.check_argument(arg, __file__, valid=("tiny",))
+
+With `data.image_config` (`ganjax.data`) and `image_quality.eval_config`
+(`ganjax.image_quality`), these are the pieces the experiment files are made of.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+# The defaults of the train block: one discriminator update per step, no EMA, fresh fakes for
+# the generator, one device, the latest 3 checkpoints, no profile.
+TRAIN_DEFAULTS = {"n_critic": 1, "ema_decay": 0.0, "reuse_fakes": False, "parallel": "none",
+                  "keep_checkpoints": 3, "profile_steps": 0}
+
+
+def gan_config(seed: int = 0) -> ml_collections.ConfigDict:
+  """A config for the GAN trainer (`config.program = 'gan'`) with `seed` and no penalty
+  (`penalty.name = ''`, `penalty.weight = 0.0`; set them for WGAN-GP, R1, ...)."""
+  config = ml_collections.ConfigDict()
+  config.program = "gan"
+  config.seed = seed
+  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
+  return config
+
+
+def train_config(*, steps: int, batch_size: int, log_every: int, checkpoint_every: int,
+                 sample_every: int, **fields: Any) -> ml_collections.ConfigDict:
+  """`config.train`: the schedule an experiment sets, and `TRAIN_DEFAULTS` for the rest.
+
+  Args:
+    steps: training steps (generator updates).
+    batch_size: the global batch.
+    log_every, checkpoint_every, sample_every: periods in steps (0: never).
+    **fields: other fields of the block (n_critic, ema_decay, reuse_fakes, parallel,
+      keep_checkpoints, profile_steps, critic_warmup), replacing the defaults.
+
+  Raises:
+    ValueError: a field the train block does not have.
+  """
+  unknown = sorted(set(fields) - set(TRAIN_DEFAULTS) - {"critic_warmup"})
+  if unknown:
+    raise ValueError(f"train_config has no field {unknown[0]!r}; fields: steps, batch_size, "
+                     f"log_every, checkpoint_every, sample_every, {', '.join(TRAIN_DEFAULTS)}, "
+                     "critic_warmup")
+  return ml_collections.ConfigDict({
+      "steps": steps, "batch_size": batch_size, **TRAIN_DEFAULTS, **fields,
+      "log_every": log_every, "checkpoint_every": checkpoint_every,
+      "sample_every": sample_every})
+
+
+def set_fields(config: ml_collections.ConfigDict, values: dict[str, Any]) -> None:
+  """Sets dotted fields ('model.latent_dim') of `config`, each of which must exist."""
+  for name, value in values.items():
+    *sections, last = name.split(".")
+    node = config
+    for section in sections:
+      node = node[section]
+    if last not in node:
+      raise KeyError(f"the config has no field {name!r}")
+    node[last] = value
+
+
+def shrink_images(config: ml_collections.ConfigDict, widths: Sequence[str], width: int = 4,
+                  **fields: Any) -> None:
+  """The `:tiny` variant of an image experiment: a run of seconds on CPU (4 steps of batch 8,
+  every period 2, networks of width 4 to 8, 8 latent dimensions, a 64-image shuffle buffer) with
+  image-quality evaluation off (it needs the Inception weights or a trained classifier; turn it
+  on with --config.eval.metrics=fid,kid --config.eval.every=2 and a weight file).
+
+  Args:
+    config: an image experiment's config (`data.image_config`, `image_quality.eval_config`).
+    widths: the dotted names of the model fields that set the networks' widths.
+    width: what they are set to.
+    **fields: further dotted fields to set, as {'model.generator_kwargs.features': 8}.
+  """
+  config.train.update({"steps": 4, "batch_size": 8, "log_every": 2, "checkpoint_every": 2,
+                       "sample_every": 2})
+  config.data.shuffle_buffer = 64
+  config.model.latent_dim = 8
+  set_fields(config, {name: width for name in widths})
+  config.eval.update({"num_samples": 16, "metrics": "", "every": 0, "best": ""})
+  set_fields(config, fields)
+
+
+def check_argument(arg: str | None, file: str, valid: Sequence[str]) -> None:
+  """Raises ValueError naming the experiment file and its valid arguments when `arg` (the part
+  of --config=<file>:<arg> after the colon) is not one of `valid` (None is always valid)."""
+  if arg is not None and arg not in valid:
+    name = f"experiments/{os.path.basename(file)}"
+    raise ValueError(f"unknown argument {arg!r} for {name}; valid: {', '.join(valid)}")

@@ -1,0 +1,337 @@
+"""The experiment layer: what a config describes, built and checked before anything compiles, and
+the rules of a run's workdir.
+
+Above the library (losses, models, data, train, metrics, evaluation, checkpoint) and below the
+programs (`ganjax.programs`): the programs build their players with `build(config)`, decide
+with `resume_step` whether a workdir is theirs to resume, and report what a user can fix as a
+`RunError` in one line. Only `ganjax.errors.ConfigError`, the library's error for a value a
+user chose, becomes a `RunError` here; anything else is a bug and keeps its traceback.
+
+Config fields read by `build` (an experiment file's `get_config()`):
+  seed; loss; penalty.name, penalty.weight; model.generator, model.generator_kwargs,
+  model.discriminator, model.discriminator_kwargs, model.latent_dim; optimizer.generator,
+  optimizer.discriminator (`make_optimizer`); train.steps, train.batch_size, train.n_critic,
+  train.ema_decay, train.reuse_fakes, train.parallel, train.critic_warmup (steps, n_critic,
+  every); data.name and data.kwargs (toy data) or the image fields of `ganjax.data.images`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+from typing import Any, Mapping
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from ganjax import metrics as metrics_lib
+from ganjax import models
+from ganjax import regularizers
+from ganjax import train
+from ganjax import workdir as workdir_lib
+from ganjax.data import toy
+from ganjax.errors import ConfigError
+
+# Config fields that may change when a run is resumed; any other difference means the workdir
+# holds another experiment.
+RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
+                    "train.sample_every", "train.keep_checkpoints", "train.parallel",
+                    "train.profile_steps", "eval", "data.data_dir")
+# What a new run may find in its workdir before its first checkpoint: its own lock, the
+# checkpoint folder, and the feature classifier an earlier, interrupted start trained.
+FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
+# The stream of the fixed latents of sample pictures, evaluations and summaries.
+SAMPLE_STREAM = 0x5A3E
+_REQUIRED = object()
+
+
+class RunError(Exception):
+  """A problem the user can fix (a bad config field, a workdir in use, a diverged run)."""
+
+
+class Preempted(RunError):
+  """The run received SIGTERM or SIGINT and saved a checkpoint before stopping."""
+
+  def __init__(self, message: str, signal_number: int):
+    super().__init__(message)
+    self.signal_number = signal_number
+
+
+def field(config: Any, name: str, default: Any = _REQUIRED) -> Any:
+  """The config field `name` ('model.latent_dim'), or `default` when it is absent or None.
+
+  Raises:
+    ConfigError: the field is absent and has no default.
+  """
+  node = config
+  for part in name.split("."):
+    if node is None or not hasattr(node, "get") or part not in node:
+      if default is _REQUIRED:
+        raise ConfigError(f"the config has no field {name!r}")
+      return default
+    node = node[part]
+  return default if node is None and default is not _REQUIRED else node
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
+  """An optax optimizer from a config block such as {'name': 'adam', 'learning_rate': 2e-4,
+  'b1': 0.5}.
+
+  Optional entries: 'clip' (weight clipping, WGAN); 'decay_steps' and 'decay_to': the learning
+  rate falls linearly from learning_rate to learning_rate * decay_to over decay_steps updates (one
+  per update of that player: n_critic updates per training step) and stays there (decay_steps 0
+  or absent: constant).
+
+  Raises:
+    ConfigError: an unknown optimizer, or settings it does not take.
+  """
+  config = dict(config)
+  name = config.pop("name", "adam")
+  clip = config.pop("clip", None)
+  decay_steps = config.pop("decay_steps", 0) or 0
+  decay_to = config.pop("decay_to", 0.0)
+  if decay_steps:
+    if not (isinstance(decay_steps, int) and decay_steps > 0 and 0.0 <= decay_to <= 1.0):
+      raise ConfigError(f"optimizer decay_steps must be a positive int and decay_to in [0, 1], "
+                        f"got {decay_steps!r}, {decay_to!r}")
+    if "learning_rate" not in config:
+      raise ConfigError("optimizer decay_steps needs a learning_rate")
+    config["learning_rate"] = optax.linear_schedule(
+        config["learning_rate"], config["learning_rate"] * decay_to, decay_steps)
+  builders = {"adam": optax.adam, "adamw": optax.adamw, "rmsprop": optax.rmsprop,
+              "sgd": optax.sgd}
+  if name not in builders:
+    raise ConfigError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(builders))}")
+  try:
+    tx = builders[name](**config)
+  except TypeError as error:
+    raise ConfigError(f"optimizer {name!r}: {error}") from None
+  if clip:
+    tx = optax.chain(tx, regularizers.weight_clipping(clip))
+  return tx
+
+
+def build_players(config: Any) -> tuple[Any, Any, Any, Any, train.GANSpec]:
+  """(generator, discriminator, g_tx, d_tx, spec) from an experiment config.
+
+  Raises:
+    ConfigError: a missing or invalid field, naming it.
+  """
+  generator = models.get_generator(field(config, "model.generator"),
+                                   **dict(field(config, "model.generator_kwargs", {})))
+  discriminator = models.get_discriminator(field(config, "model.discriminator"),
+                                           **dict(field(config, "model.discriminator_kwargs", {})))
+  data_name = field(config, "data.name", None)
+  spec = train.GANSpec(
+      loss=field(config, "loss"),
+      latent_dim=field(config, "model.latent_dim"),
+      batch_size=field(config, "train.batch_size"),
+      penalty=field(config, "penalty.name", None) or None,
+      penalty_weight=float(field(config, "penalty.weight", 0.0)),
+      n_critic=field(config, "train.n_critic", 1),
+      critic_warmup_steps=field(config, "train.critic_warmup.steps", 0),
+      critic_warmup_n=field(config, "train.critic_warmup.n_critic", 100),
+      critic_warmup_every=field(config, "train.critic_warmup.every", 0),
+      ema_decay=float(field(config, "train.ema_decay", 0.0)),
+      reuse_fakes=bool(field(config, "train.reuse_fakes", False)),
+      data=(toy.get(data_name, **dict(field(config, "data.kwargs", {})))
+            if data_name in toy.DISTRIBUTIONS else None),
+  )
+  g_tx = make_optimizer(field(config, "optimizer.generator"))
+  d_tx = make_optimizer(field(config, "optimizer.discriminator"))
+  return generator, discriminator, g_tx, d_tx, spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What a config describes, built and validated before anything compiles."""
+  generator: Any
+  discriminator: Any
+  g_tx: Any
+  d_tx: Any
+  spec: train.GANSpec
+  data_shape: tuple[int, ...]
+
+  def create_state(self, seed: int | jax.Array) -> train.GANState:
+    """`train.create_state` for these players (pure in `seed`)."""
+    return train.create_state(self.generator, self.discriminator, self.g_tx, self.d_tx,
+                              self.spec, self.data_shape, seed)
+
+  def abstract_state(self, seed: int) -> train.GANState:
+    """The state's structure, shapes and dtypes (what a checkpoint is restored into)."""
+    return jax.eval_shape(self.create_state, seed)
+
+  def create_seed_states(self, seeds: np.ndarray) -> train.GANState:
+    """One state per seed, stacked on a leading axis (`train.create_seed_states`)."""
+    return train.create_seed_states(self.generator, self.discriminator, self.g_tx, self.d_tx,
+                                    self.spec, self.data_shape, seeds)
+
+
+def _data_shape(config, spec: train.GANSpec, check_data: bool) -> tuple[int, ...]:
+  if spec.data is not None:
+    return tuple(spec.data.shape)
+  from ganjax.data import images
+  name = field(config, "data.name", None)
+  if name not in images.VALID_NAMES:
+    raise ConfigError(f"unknown dataset {name!r} (data.name); valid names: "
+                      f"{', '.join(sorted((*images.VALID_NAMES, *toy.DISTRIBUTIONS)))}")
+  if check_data:
+    images.check_dataset(config.data)
+  return tuple(images.image_shape(config.data))
+
+
+def build(config, check_data: bool = True) -> Experiment:
+  """Models, optimizers and spec from a config, every name and field checked (and, with
+  `check_data`, that an image dataset is prepared), and the players' shapes checked against
+  the data's by tracing their initialisation (nothing is compiled).
+
+  Raises:
+    RunError: naming the field at fault and the valid choices.
+  """
+  try:
+    steps = field(config, "train.steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+      raise ConfigError(f"train.steps must be a positive integer, got {steps!r}")
+    parallel = field(config, "train.parallel", "none")
+    if parallel not in train.PARALLEL_MODES:
+      raise ConfigError(f"train.parallel {parallel!r} is not one of: "
+                        f"{', '.join(train.PARALLEL_MODES)}")
+    field(config, "seed")
+    generator, discriminator, g_tx, d_tx, spec = build_players(config)
+    experiment = Experiment(generator, discriminator, g_tx, d_tx, spec,
+                            _data_shape(config, spec, check_data))
+    experiment.abstract_state(config.seed)
+  except ConfigError as error:
+    raise RunError(str(error).splitlines()[0]) from None
+  return experiment
+
+
+def create_state_from_config(config: Any, data_shape: tuple[int, ...] | None = None,
+                             seed: int | jax.Array | None = None) -> train.GANState:
+  """`train.create_state` with modules, optimizers and spec built from an experiment config
+  (the fields of `build_players`; `data_shape` is needed for image data).
+
+  Raises:
+    ConfigError: a missing or invalid field.
+  """
+  generator, discriminator, g_tx, d_tx, spec = build_players(config)
+  if data_shape is None:
+    if spec.data is None:
+      raise ConfigError("data_shape is needed when the data is not a toy distribution")
+    data_shape = spec.data.shape
+  return train.create_state(generator, discriminator, g_tx, d_tx, spec, data_shape,
+                            config.seed if seed is None else seed)
+
+
+# ----------------------------------------------------------------------------- configs as data
+
+
+def config_to_dict(config) -> dict[str, Any]:
+  """The config as plain JSON-compatible data (tuples become lists)."""
+  as_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return json.loads(json.dumps(as_dict))
+
+
+def config_from_dict(data: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A ConfigDict from `config_to_dict` output, lists turned back into tuples (module fields
+  must be hashable)."""
+  def tuples(value):
+    if isinstance(value, dict):
+      return {k: tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+      return tuple(tuples(v) for v in value)
+    return value
+  return ml_collections.ConfigDict(tuples(data))
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in data.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """The dotted names of the fields in which two configs (as dicts) differ, but for the
+  `RESUMABLE_FIELDS`, sorted."""
+  def relevant(name):
+    return not any(name == f or name.startswith(f + ".") for f in RESUMABLE_FIELDS)
+  saved, current = _flatten(saved), _flatten(current)
+  return sorted(name for name in set(saved) | set(current)
+                if relevant(name) and saved.get(name) != current.get(name))
+
+
+# ----------------------------------------------------------------------------- workdirs
+
+
+def new_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
+  """Creates `workdir` for a run that does not resume (a study, a benchmark row).
+
+  Raises:
+    RunError: the path exists and is a file or a non-empty directory (nothing in it is changed).
+  """
+  workdir = pathlib.Path(workdir)
+  if workdir.exists() and (not workdir.is_dir() or any(
+      path.name != workdir_lib.LOCK_FILE for path in workdir.iterdir())):
+    raise RunError(f"workdir {workdir} is not a new or empty directory; give another "
+                   "(nothing in it was changed)")
+  workdir.mkdir(parents=True, exist_ok=True)
+  return workdir
+
+
+def resume_step(workdir: pathlib.Path, checkpoints, config_json: dict[str, Any]) -> int | None:
+  """The step a run of `config_json` resumes from in `workdir`, or None for a new run.
+
+  Args:
+    workdir: the run's workdir.
+    checkpoints: its `ganjax.checkpoint.Checkpointer`.
+    config_json: the run's config (`config_to_dict`).
+
+  Raises:
+    RunError: the workdir holds files but no checkpoint, or the checkpoints of a run whose
+      config differs in a field that is not resumable (nothing in it is changed).
+  """
+  latest = checkpoints.latest_step()
+  if latest is None:
+    if workdir.exists() and any(p.name not in FIRST_FILES for p in workdir.iterdir()):
+      raise RunError(f"workdir {workdir} holds files but no checkpoint to resume; give a new or "
+                     "empty directory (nothing in it was changed)")
+    return None
+  differences = config_differences(checkpoints.read_config(latest) or {}, config_json)
+  if differences:
+    raise RunError(f"workdir {workdir} holds a run of another experiment (it differs in "
+                   f"{', '.join(differences[:5])}); give a new directory (nothing in it was "
+                   "changed)")
+  return latest
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+def fixed_noise_samples(state: train.GANState, num: int) -> jax.Array:
+  """`num` samples from the run's fixed noise (the same latents at every step and on resume):
+  what sample pictures, periodic evaluation and summary.json show. Jit- and vmap-able."""
+  return train.sample(state, num, jax.random.fold_in(state.key, SAMPLE_STREAM))
+
+
+def mode_statistics(samples: np.ndarray, data) -> dict[str, float]:
+  """`metrics.mixture_mode_statistics` of samples from a 2-D toy mixture, as plain numbers."""
+  stats = metrics_lib.mixture_mode_statistics(samples, data)
+  return {"modes": int(stats["modes"]), "high_quality": float(stats["high_quality"]),
+          "reverse_kl": float(stats["reverse_kl"])}
+
+
+__all__ = ["ConfigError", "Experiment", "Preempted", "RunError", "build", "build_players",
+           "config_differences", "config_from_dict", "config_to_dict", "create_state_from_config",
+           "field", "fixed_noise_samples", "make_optimizer", "mode_statistics", "new_workdir",
+           "resume_step"]
