@@ -1,6 +1,6 @@
 """The derivation of adversarial training in closed form, checkable numerically.
 
-Three groups of results, each a pure function:
+Four groups of results, each a pure function:
 
 * Densities on a grid: the optimal discriminator D* (Proposition 1 of Goodfellow et al. 2014),
   the value function V(D, G), the virtual training criterion C(G) = max_D V(D, G) =
@@ -9,6 +9,8 @@ Three groups of results, each a pure function:
   (Arjovsky & Bottou 2017, Theorem 2.5).
 * Saturation: the gradient of a generator loss with respect to the fake logit, as a function
   of D = sigmoid(a).
+* Proposition 2 of Goodfellow et al. 2014: the generator's functional gradient with D* held
+  fixed, and its descent in the space of densities with D* recomputed at every step.
 * The Dirac-GAN of Mescheder, Geiger & Nowozin (2018): its gradient vector field, Jacobian,
   eigenvalues and discrete update maps, and simulated trajectories.
 
@@ -683,6 +685,97 @@ def kl_minus_2jsd(
   return kl_divergence(p_g, p_data, dx) - 2.0 * jensen_shannon_divergence(p_data, p_g, dx)
 
 
+# Proposition 2: the generator's descent in the space of densities.
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def generator_functional_gradient(
+    p_data: jax.typing.ArrayLike | None = None,
+    p_g: jax.typing.ArrayLike | None = None,
+    *,
+    log_p_data: jax.typing.ArrayLike | None = None,
+    log_p_g: jax.typing.ArrayLike | None = None,
+    loss: str = "minimax",
+) -> jax.Array:
+  """The functional derivative of the generator's loss in p_g, with D = D* of p_g held fixed.
+
+  With a*(x) = log p_data(x) - log p_g(x) the logit of D* (Proposition 1) and l(a) the library's
+  generator loss of one fake logit, the generator's expected loss integral p_g l(a*) dx is
+  linear in p_g, and its derivative at x is l(a*(x)):
+
+    minimax:         log(1 - D*(x)) = log(p_g(x) / (p_data(x) + p_g(x))),
+    non_saturating:  -log D*(x)     = log((p_data(x) + p_g(x)) / p_data(x)).
+
+  The minimax one is also the derivative of C(G) = max_D V(D, G) at p_g (Danskin's theorem: D* is
+  the maximiser, so moving p_g moves C as V(D*, .) does to first order): following it with
+  D* recomputed at every step is gradient descent on C, which is convex in p_g.
+
+  Args:
+    p_data: data density at the grid points.
+    p_g: generator density at the grid points.
+    log_p_data: the data log-density, in place of p_data.
+    log_p_g: the generator log-density, in place of p_g.
+    loss: a generator loss name that `ganjax.losses.get` accepts whose generator loss reads fake
+      logits only.
+
+  Returns:
+    l(a*(x)) at each point, with the shape of the inputs (+-inf where one density vanishes).
+
+  Raises:
+    ValueError: unless both densities or both log-densities are given.
+
+  References: Goodfellow et al. 2014, Proposition 2 and its proof.
+  """
+  in_logs, p_data, p_g = _arrays_or_logs(
+      "generator_functional_gradient", ("p_data", "p_g"), (p_data, p_g), (log_p_data, log_p_g))
+  logits = (divergences.log_ratio(p_data, p_g) if in_logs
+            else divergences.log_ratio(jnp.log(p_data), jnp.log(p_g)))
+  return jnp.vectorize(_generator_loss_of_logit(loss))(logits)
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def density_descent_step(
+    log_p_data: jax.typing.ArrayLike,
+    log_p_g: jax.typing.ArrayLike,
+    dx: jax.typing.ArrayLike,
+    learning_rate: jax.typing.ArrayLike,
+    loss: str = "minimax",
+) -> jax.Array:
+  """One step of the generator in the space of densities, the discriminator optimal for p_g.
+
+    p_new(x) = p_g(x) exp(-h g(x)) / Z,   g = `generator_functional_gradient`,
+
+  normalised on the grid: the exponentiated-gradient (mirror-descent) step on the densities,
+  which keeps p_new a positive density without a projection. For 'minimax' it is
+  p_new ~ p_g^(1 - h) (p_g + p_data)^h, and at h = 1 exactly (p_g + p_data) / 2.
+
+  For the minimax loss and h <= 1 every step lowers C(G) and C(p_k) + log 4 <= KL(p_data || p_0)
+  / (h k): C(p) = phi(p) + phi(p_data) - phi(p + p_data) with phi(m) = integral m log m, so its
+  Bregman divergence is KL(q || p) minus the (non-negative) generalised KL of q + p_data from
+  p + p_data: C is convex and 1-smooth relative to the entropy, the setting in which mirror
+  descent with step h <= 1 decreases monotonically at rate 1/k (Lu, Freund & Nesterov 2018,
+  Theorem 3.1). Near p_data, with p = p_data (1 + u), the step maps u to (1 - h / 2) u, so
+  C + log 4 = 2 JSD falls by (1 - h / 2)^2 per step.
+
+  Args:
+    log_p_data: the data log-density at the grid points.
+    log_p_g: the generator log-density at the grid points (finite wherever p_data > 0).
+    dx: the grid spacing.
+    learning_rate: the step h.
+    loss: the generator loss whose functional derivative is followed ('minimax',
+      'non_saturating').
+
+  Returns:
+    The log-density of p_new at the grid points.
+
+  References: Goodfellow et al. 2014, Proposition 2; Lu, Freund & Nesterov 2018.
+  """
+  log_p_g = jnp.asarray(log_p_g)
+  gradient = generator_functional_gradient(log_p_data=log_p_data, log_p_g=log_p_g, loss=loss)
+  unnormalised = log_p_g - learning_rate * gradient
+  return unnormalised - jax.nn.logsumexp(unnormalised) - jnp.log(dx)
+
+
 # The Dirac-GAN.
 #
 # p_data = delta_0, p_g = delta_theta and a linear discriminator D(x) = psi * x (a logit), so the
@@ -927,7 +1020,8 @@ def simulate_dirac_gan(
 
   with v = `dirac_gan_vector_field` and h the learning rate. Without regularisation the
   simultaneous iterates spiral away from the equilibrium and the alternating ones circle it
-  (see `dirac_gan_update_matrix_spectral_radius`); with R1 (gamma > 0) both converge to (0, 0).
+  (see `dirac_gan_update_matrix_spectral_radius`); with R1 (gamma > 0) and a small enough step
+  both converge to (0, 0).
 
   A `jax.lax.scan` under `jax.jit`, with `steps`, `update` and `loss` static.
 

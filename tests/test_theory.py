@@ -619,6 +619,105 @@ def test_kl_minus_2jsd_matches_its_parts():
 
 
 # ------------------------------------------------------------------------------------------------
+# Proposition 2: descent in the space of densities.
+
+# float64 here: the identities below hold to rounding, which float32 would hide.
+P2_GRID = np.linspace(-10.0, 10.0, 2001)
+P2_DX = 20.0 / 2000
+
+
+def _p2_densities():
+  """The log-densities of a two-mode p_data and of a p_g on one of its modes, float64 numpy."""
+  x = P2_GRID
+  log_p_data = np.logaddexp(np.log(0.5) + stats.norm(-2.0, 0.6).logpdf(x),
+                            np.log(0.5) + stats.norm(2.0, 0.6).logpdf(x))
+  return log_p_data, stats.norm(2.0, 0.6).logpdf(x)
+
+
+def _criterion64(log_p_data, log_p_g):
+  """C(G) = integral p_data log(p_data / (p_data + p_g)) + p_g log(p_g / (p_data + p_g)), numpy."""
+  log_sum = np.logaddexp(log_p_data, log_p_g)
+  return float(np.sum(np.exp(log_p_data) * (log_p_data - log_sum)
+                      + np.exp(log_p_g) * (log_p_g - log_sum)) * P2_DX)
+
+
+def test_generator_functional_gradient_closed_forms_and_danskin():
+  log_p_data, log_p_g = _p2_densities()
+  with jax.enable_x64(True):
+    minimax = np.asarray(theory.generator_functional_gradient(
+        log_p_data=log_p_data, log_p_g=log_p_g))
+    non_saturating = np.asarray(theory.generator_functional_gradient(
+        log_p_data=log_p_data, log_p_g=log_p_g, loss="non_saturating"))
+    from_densities = np.asarray(theory.generator_functional_gradient(
+        np.exp(log_p_data), np.exp(log_p_g)))
+  log_sum = np.logaddexp(log_p_data, log_p_g)
+  np.testing.assert_allclose(minimax, log_p_g - log_sum, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(non_saturating, log_sum - log_p_data, rtol=1e-12, atol=1e-12)
+  inside = np.exp(log_p_g) > 1e-300
+  np.testing.assert_allclose(from_densities[inside], minimax[inside], rtol=1e-9)
+  # Danskin: along p_t = t q + (1 - t) p_g, dC/dt at t = 1/2 is integral (q - p_g) log(1 - D*)
+  # with D* that of p_(1/2): the derivative of V(D*, .) with D* held fixed. Central differences
+  # of C in numpy (their error is ~1e-10 here).
+  log_q = stats.norm(-1.0, 1.5).logpdf(P2_GRID)
+  step = 1e-5
+  mixed = lambda t: np.logaddexp(np.log(t) + log_q, np.log1p(-t) + log_p_g)
+  differenced = (_criterion64(log_p_data, mixed(0.5 + step))
+                 - _criterion64(log_p_data, mixed(0.5 - step))) / (2 * step)
+  with jax.enable_x64(True):
+    gradient = np.asarray(theory.generator_functional_gradient(
+        log_p_data=log_p_data, log_p_g=mixed(0.5)))
+  predicted = np.sum((np.exp(log_q) - np.exp(log_p_g)) * gradient) * P2_DX
+  np.testing.assert_allclose(differenced, predicted, rtol=1e-7)
+
+
+def test_density_descent_step_halves_the_distance_at_step_one():
+  log_p_data, log_p_g = _p2_densities()
+  with jax.enable_x64(True):
+    stepped = np.asarray(theory.density_descent_step(log_p_data, log_p_g, P2_DX, 1.0))
+    half = np.asarray(theory.density_descent_step(log_p_data, log_p_g, P2_DX, 0.5))
+  # At h = 1 the step is (p_g + p_data) / 2; it is a density on the grid for every h.
+  np.testing.assert_allclose(np.exp(stepped), (np.exp(log_p_g) + np.exp(log_p_data)) / 2,
+                             rtol=1e-10, atol=1e-14)
+  for log_p in (stepped, half):
+    np.testing.assert_allclose(np.sum(np.exp(log_p)) * P2_DX, 1.0, rtol=1e-12)
+  # At h = 1/2, p_g^(1/2) (p_g + p_data)^(1/2), normalised.
+  expected = 0.5 * log_p_g + 0.5 * np.logaddexp(log_p_g, log_p_data)
+  expected -= special.logsumexp(expected) + np.log(P2_DX)
+  np.testing.assert_allclose(half, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("learning_rate", [0.25, 0.5, 1.0])
+def test_density_descent_decreases_c_at_rate_one_over_k_and_then_geometrically(learning_rate):
+  log_p_data, log_p = _p2_densities()
+  kl_start = float(np.sum(np.exp(log_p_data) * (log_p_data - log_p)) * P2_DX)
+  excess = [_criterion64(log_p_data, log_p) + LOG4]
+  with jax.enable_x64(True):
+    for _ in range(60):
+      log_p = np.asarray(theory.density_descent_step(log_p_data, log_p, P2_DX, learning_rate))
+      excess.append(_criterion64(log_p_data, log_p) + LOG4)
+  excess = np.asarray(excess)
+  # Mirror descent with step h <= 1 on C, convex and 1-smooth relative to the entropy: C never
+  # increases (to float64 rounding) and C(p_k) + log 4 <= KL(p_data || p_0) / (h k).
+  assert np.max(np.diff(excess)) <= 1e-13
+  k = np.arange(1, len(excess))
+  assert np.all(excess[1:] <= kl_start / (learning_rate * k))
+  # Near p_data, 2 JSD falls by (1 - h / 2)^2 a step.
+  window = np.flatnonzero((excess[:-1] < 1e-4) & (excess[1:] > 1e-11))
+  assert window.size >= 3
+  np.testing.assert_allclose(excess[window + 1] / excess[window], (1 - learning_rate / 2) ** 2,
+                             rtol=2e-3)
+
+
+def test_density_descent_with_too_large_a_step_is_not_monotone():
+  log_p_data, log_p = _p2_densities()
+  with jax.enable_x64(True):
+    stepped = np.asarray(theory.density_descent_step(log_p_data, log_p, P2_DX, 2.0))
+  # h = 2 > 1, beyond the guarantee: p_g^-1 (p_g + p_data)^2 moves all the mass onto the mode
+  # p_g lacked, and C rises.
+  assert _criterion64(log_p_data, stepped) > _criterion64(log_p_data, log_p) + 0.5
+
+
+# ------------------------------------------------------------------------------------------------
 # The Dirac-GAN.
 
 

@@ -11,9 +11,10 @@ Both players are trained with `train.train_steps` and the non-saturating generat
 The MLP generator needs a slower learning rate than its discriminator (the two time-scale rule
 of Heusel et al. 2017) and Adam's b1 = 0.9. With equal rates and b1 = 0.5
 (--config.mlp.generator_learning_rate=2e-3 --config.mlp.b1=0.5), Adam's normalised steps let the
-generator wander on minibatch noise: training ends with D within 0.034 of 1/2 on the data and
-V within 9e-4 of -log 4, yet p_g is far from p_data (JSD 0.089, spikes at +-1), and a
-discriminator trained on against that G reaches C(G) = -1.10, 0.29 above -log 4 (seed 0).
+generator wander on minibatch noise: training ends with D within 0.013 of 1/2 wherever p_data or
+p_g is and V within 0.0013 of -log 4, yet p_g is far from p_data (spikes at +-1, JSD 0.115 between
+kernel estimates), and a discriminator trained on against that G reaches C(G) = -1.03, 0.36 above
+-log 4, so JSD >= 0.178 (seed 0; docs/derivation/equilibrium/equal_rates/).
 Even with these settings the MLP generator keeps some mass between the two modes (a continuous
 map of a connected latent space) and its JSD varies with the seed (0.002 to 0.018 for seeds 0 to
 2).
@@ -25,6 +26,7 @@ MODES = ("quick",)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.program = "study"
   config.study = "equilibrium"
   config.mode = "full"
   config.seed = 0
@@ -53,17 +55,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval_samples = 200_000
   config.history_points = 20
   # Seeds 0, 1, 2 of the full run. Affine: mean 0.0020, 0.0021, 0.0073 and std 6.6e-4, 0.012,
-  # 2.6e-4 off; JSD 1.3e-6, 7.9e-5, 1.4e-5; max abs(D - 1/2) 0.0031, 0.0033, 0.0034; mean
-  # abs(D - 1/2) 8.5e-4, 8.8e-4, 3.1e-4; V 1.9e-6, 6e-7, 6.7e-6 from -log 4. MLP: JSD 0.0024,
-  # 0.014, 0.018 (the seed matters: p_g is still moving); max abs(D - 1/2) 0.11, 0.14, 0.10, at
-  # the inner edges of the modes, where G's bridge between them makes D* < 1/2; mean
-  # abs(D - 1/2) 0.0089, 0.0069, 0.0055; V 0.0038, 0.0040, 0.0026 above -log 4; C(G) 0.0043
-  # (seed 0) and 0.034 (seed 2) above -log 4, about 2 JSD. The tolerances leave about twice as
-  # much.
+  # 2.6e-4 off; JSD 1.3e-6, 7.9e-5, 1.4e-5; max abs(D - 1/2) 0.0031, 0.0034, 0.0034; mean
+  # abs(D - 1/2) 8.5e-4, 8.9e-4, 3.1e-4; V 1.9e-6, 6e-7, 6.7e-6 from -log 4. MLP: JSD 0.0024,
+  # 0.014, 0.018 (the seed matters: p_g is still moving); max abs(D - 1/2) 0.31, 0.19, 0.30, at
+  # x = 0.02, -0.07, -0.01, where G's bridge between the modes makes D* < 1/2 (D = 0.19, 0.31,
+  # 0.20; the tolerance is the claim D in [0.1, 0.9]); mean abs(D - 1/2) 0.011, 0.0086, 0.0067;
+  # V 0.0038, 0.0040, 0.0026 above -log 4; C(G) 0.0042, 0.025, 0.034 above -log 4, about 2 JSD.
+  # The other tolerances leave about twice as much.
   config.tolerances = ml_collections.ConfigDict({
       "affine": {"mean": 0.015, "std": 0.025, "jsd": 2e-4, "max_discriminator_error": 0.007,
                  "mean_discriminator_error": 0.002, "value": 1e-4},
-      "mlp": {"jsd": 0.03, "max_discriminator_error": 0.2, "mean_discriminator_error": 0.02,
+      "mlp": {"jsd": 0.03, "max_discriminator_error": 0.4, "mean_discriminator_error": 0.02,
               "value": 0.008, "criterion": 0.06},
   })
   if arg == "quick":
@@ -76,15 +78,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval_samples = 50_000
     config.history_points = 5
     # Seeds 0, 1, 2. Affine: 0.0042, 0.0061, 0.0023; 0.010, 0.0060, 0.0033; 5.7e-5, 2.8e-5,
-    # 6.8e-6; 0.0079, 0.0020, 0.0068; 0.0014, 4.8e-4, 8.2e-4; 6.6e-6, 8.5e-6, 3.7e-6. MLP: 0.021,
-    # 0.0082, 0.022; 0.12, 0.20, 0.16; 0.0067, 0.012, 0.033; 0.0052, 0.0079, 0.016; C(G) 0.047
-    # (seed 0).
+    # 6.8e-6; 0.0079, 0.0020, 0.0068; 0.0014, 4.8e-4, 8.2e-4; 6.4e-6, 8.5e-6, 3.7e-6. MLP: 0.033,
+    # 0.012, 0.032; 0.32, 0.25, 0.17; 0.014, 0.013, 0.022; 0.0066, 0.0055, 0.018; C(G) 0.071,
+    # 0.015, 0.080 above -log 4 (half the steps: p_g is further from p_data than in the full run).
     config.tolerances.affine.update({"mean": 0.015, "std": 0.02, "jsd": 2e-4,
                                      "max_discriminator_error": 0.015,
                                      "mean_discriminator_error": 0.003, "value": 1e-4})
-    config.tolerances.mlp.update({"jsd": 0.04, "max_discriminator_error": 0.3,
+    config.tolerances.mlp.update({"jsd": 0.05, "max_discriminator_error": 0.4,
                                   "mean_discriminator_error": 0.05, "value": 0.025,
-                                  "criterion": 0.08})
+                                  "criterion": 0.1})
     config.mlp.retrain.steps = 1000
     config.mlp.retrain.learning_rate = 1e-2
   elif arg is not None:

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganjax import experiment
 from ganjax import losses
 from ganjax import train
 from ganjax.derivation import _densities
@@ -36,13 +37,13 @@ def create_states(generator: nn.Module, discriminator: nn.Module, spec: train.GA
   Args:
     generator, discriminator: the players.
     spec: the training set-up (its `data` is the 1-D toy distribution sampled on the device).
-    g_optimizer, d_optimizer: optimizer configs for `train.make_optimizer`.
+    g_optimizer, d_optimizer: optimizer configs for `experiment.make_optimizer`.
     seeds: the runs' seeds.
 
   Returns:
     One state per seed.
   """
-  g_tx, d_tx = train.make_optimizer(g_optimizer), train.make_optimizer(d_optimizer)
+  g_tx, d_tx = experiment.make_optimizer(g_optimizer), experiment.make_optimizer(d_optimizer)
   return [train.create_state(generator, discriminator, g_tx, d_tx, spec, DATA_SHAPE, seed)
           for seed in seeds]
 

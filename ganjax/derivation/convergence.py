@@ -12,7 +12,7 @@ size h then
                  unit circle),
 
 and with the R1 penalty (gamma / 2) psi^2 the eigenvalues move to -gamma/2 +- sqrt(gamma^2/4 -
-f'(0)^2) and both converge (`theory.dirac_gan_*`).
+f'(0)^2) and, for a small enough step, both converge (`theory.dirac_gan_*`).
 
 Part 1 trains the Dirac-GAN as Flax modules (`DiracGenerator`, `LinearDiscriminator`) through the
 library: `train.adversarial_update` (discriminator then generator, the alternating step) and
@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import pathlib
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganjax import losses
 from ganjax import theory
 from ganjax import train
 from ganjax.data import toy
-from ganjax.derivation import _dynamics
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _dynamics, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 from ganjax.models import MLPDiscriminator, MLPGenerator
 
@@ -101,10 +103,12 @@ def run(config, workdir: pathlib.Path) -> Report:
                   "The Dirac-GAN and a 1-D GAN", command(config, workdir))
   dirac = _dirac_gans(config)
   _add_dirac_rows(report, config, dirac)
+  _add_landscape_rows(report, config)
   real = _real_gans(config)
   _add_real_rows(report, config, real)
   _plot_dirac_trajectories(config, dirac, workdir, report)
   _plot_dirac_distances(config, dirac, workdir, report)
+  _plot_value_landscape(config, dirac, workdir, report)
   _plot_real(config, real, workdir, report)
   return report
 
@@ -184,8 +188,8 @@ def _add_dirac_rows(report: Report, config, dirac) -> None:
       "(`theory.dirac_gan_update_matrix_spectral_radius`, from the Jacobian below).",
       "",
       "| loss | gamma | Jacobian eigenvalues | update | log radius (theory) | measured rate | "
-      "theory | measured | far start: final / start distance |",
-      "|---|---|---|---|---|---|---|---|---|",
+      "theory | measured | far start: distance / start at step K/2 | at step K |",
+      "|---|---|---|---|---|---|---|---|---|---|",
   ]
   rates = {}
   for (loss, update, gamma), result in dirac.items():
@@ -197,14 +201,16 @@ def _add_dirac_rows(report: Report, config, dirac) -> None:
     report.text.append(
         f"| {loss} | {gamma:g} | {eigenvalues} | {update} | {expected:+.3e} | {rate:+.3e} | "
         f"{_classify(expected, _CONSTANT)} | "
-        f"{_classify(rate, tolerances.growth_rate)} | {far[-1] / far[0]:.3g} |")
+        f"{_classify(rate, tolerances.growth_rate)} | {far[len(far) // 2] / far[0]:.3g} | "
+        f"{far[-1] / far[0]:.3g} |")
   report.text += [
       "",
       "'measured' classifies the measured rate with the growth-rate tolerance as the threshold "
-      "for 'constant'. The last column is the nonlinear regime, which the linearisation does "
-      "not describe: there the minimax field conserves theta^2 + psi^2 in continuous time, while "
-      "the non-saturating one damps it (d/dt (theta^2 + psi^2) / 2 = u (sigmoid(-u) - "
-      "sigmoid(u)) <= 0, u = psi theta). Its unregularised runs from the far start therefore "
+      f"for 'constant'. The last two columns (K = {settings.steps}) are the nonlinear regime, "
+      "which the linearisation does not describe: there the minimax field conserves "
+      "theta^2 + psi^2 in continuous time, while the non-saturating one damps it "
+      "(d/dt (theta^2 + psi^2) / 2 = u (sigmoid(-u) - sigmoid(u)) <= 0, u = psi theta). Its "
+      "unregularised runs from the far start therefore "
       "shrink: with simultaneous steps to the cycle where the steps' growth balances that "
       "damping, with alternating steps slowly on towards 0. Near the equilibrium the damping "
       "is of higher order and the linearised rates hold for all three losses.",
@@ -222,6 +228,39 @@ def _add_dirac_rows(report: Report, config, dirac) -> None:
   for (loss, update, gamma), rate in rates.items():
     report.add(f"Dirac-GAN log growth per step: {loss}, {update}, gamma={gamma:g}",
                np.log(dirac[loss, update, gamma]["radius"]), rate, tolerances.growth_rate)
+
+
+def _dirac_value(theta, psi):
+  """V(D, G) of the Dirac-GAN by the library's `losses.value_function`: real logit psi * 0,
+  fake logit psi * theta."""
+  return losses.value_function(jnp.zeros((1,)), (psi * theta)[None])
+
+
+def _add_landscape_rows(report: Report, config) -> None:
+  """The value of the game at the equilibrium, and its Hessian there: a saddle."""
+  tolerances = config.tolerances
+  origin = jnp.zeros((2,))
+  value = float(_dirac_value(*origin))
+  hessian = np.asarray(jax.hessian(lambda z: _dirac_value(z[0], z[1]))(origin))
+  eigenvalues = np.linalg.eigvalsh(hessian)
+  report.text += [
+      "## The value landscape",
+      "",
+      "V(D, G) = E log D(x) + E log(1 - D(G(z))) of the Dirac-GAN is log sigmoid(0) + "
+      "log sigmoid(-psi theta) = -log 2 - log(1 + exp(psi theta)) (`losses.value_function`): "
+      "-log 4 at the equilibrium, where its Hessian is [[0, -1/2], [-1/2, 0]] (d^2 V / d theta "
+      "d psi = -sigmoid(0) = -f'(0)), eigenvalues -1/2 and +1/2: a saddle. V is concave in psi for "
+      "every theta (D's best response is psi -> -infinity sign(theta)), but not convex in theta: "
+      "the game is not convex-concave in the players' parameters, unlike in p_g (Proposition 2).",
+      "",
+  ]
+  report.add("Dirac-GAN: V(D, G) at the equilibrium vs -log 4", -math.log(4.0), value,
+             tolerances.landscape, note="`losses.value_function`")
+  for name, theory_value, measured in (("smaller", -0.5, eigenvalues[0]),
+                                       ("larger", 0.5, eigenvalues[1])):
+    report.add(f"Dirac-GAN: {name} eigenvalue of the Hessian of V at the equilibrium",
+               theory_value, measured, tolerances.landscape,
+               note="jax.hessian of the library's value; theory -+f'(0) = -+1/2: a saddle")
 
 
 # ----------------------------------------------------------------------------- a real 1-D GAN
@@ -291,21 +330,23 @@ def _add_real_rows(report: Report, config, real) -> None:
       f"{tuple(settings.generator.hidden)} ({settings.generator.activation}, 1-D latent) and "
       f"discriminator {tuple(settings.discriminator.hidden)} "
       f"({settings.discriminator.activation}), the '{settings.loss}' loss, "
-      f"{settings.optimizer.name} (learning rate {settings.optimizer.learning_rate:g}) for both, "
+      f"{settings.optimizer.name} (learning rate {settings.optimizer.learning_rate:g}"
+      f"{', b1 = %g' % settings.optimizer.b1 if 'b1' in settings.optimizer else ''}) for both, "
       f"batch {settings.batch_size}, {settings.steps} steps of `train.adversarial_update`, "
       f"{settings.seeds} seeds per setting; R1 weighted gamma / 2. W1 is measured on "
       f"{settings.quantiles} latent quantiles; 'tail' is the last {fraction:.0%} of the steps, "
       "and a value per setting is the median over the seeds.",
       "",
       "| gamma | tail W1 (median) | per seed | tail swing of G's mean (max - min) | final std "
-      "of G |",
-      "|---|---|---|---|---|",
+      f"of G (data {settings.data.std:g}) | tail range of G's std, all seeds |",
+      "|---|---|---|---|---|---|",
   ]
   for gamma, records in real.items():
     per_seed = ", ".join(f"{v:.3f}" for v in np.mean(_tail(records["w1"], fraction), axis=-1))
     final_std = ", ".join(f"{v:.3f}" for v in records["std"][:, -1])
+    tail_std = _tail(records["std"], fraction)
     report.text.append(f"| {gamma:g} | {tail_w1[gamma]:.4f} | {per_seed} | {swing[gamma]:.4f} "
-                       f"| {final_std} |")
+                       f"| {final_std} | {tail_std.min():.3f} to {tail_std.max():.3f} |")
   report.text.append("")
   for gamma in settings.gammas[1:]:
     report.add(f"1-D GAN tail W1, R1 gamma={gamma:g} / no R1", 0.0,
@@ -377,21 +418,91 @@ def _plot_dirac_distances(config, dirac, workdir, report) -> None:
   save_figure(figure, workdir, "dirac_distances.png", report)
 
 
+def _inside(path: np.ndarray, extent: float) -> np.ndarray:
+  """The part of a trajectory before it first leaves the square [-extent, extent]^2."""
+  outside = np.flatnonzero(np.any(np.abs(path) > extent, axis=-1))
+  return path[:outside[0]] if outside.size else path
+
+
+def _plot_value_landscape(config, dirac, workdir, report) -> None:
+  """V(theta, psi) of the Dirac-GAN as a surface and as contours, with trained trajectories."""
+  plt = pyplot()
+  far = float(np.abs(np.asarray(config.dirac.far)).max())
+  value_of = jax.jit(jnp.vectorize(_dirac_value))
+  loss = config.dirac.losses[0]
+  shown = [(update, gamma) for update, gamma in (("simultaneous", 0.0), ("alternating", 0.0),
+                                                 ("alternating", config.dirac.gammas[1]))
+           if (loss, update, gamma) in dirac]
+  colors = ("tab:red", "black", "tab:cyan")
+  figure = plt.figure(figsize=(13, 5))
+  surface_axis = figure.add_subplot(1, 2, 1, projection="3d")
+  contour_axis = figure.add_subplot(1, 2, 2)
+  for axis, extent in ((surface_axis, 1.5 * far), (contour_axis, 2.5 * far)):
+    values = np.linspace(-extent, extent, 121)
+    theta, psi = np.meshgrid(values, values)
+    value = np.asarray(value_of(theta, psi))
+    if axis is surface_axis:
+      axis.plot_surface(theta, psi, value, cmap="viridis", linewidth=0, alpha=0.7, rstride=3,
+                        cstride=3)
+    else:
+      levels = np.linspace(-3.5, -math.log(2.0), 29)
+      filled = axis.contourf(theta, psi, value, levels=levels, cmap="viridis", extend="min")
+      axis.contour(theta, psi, value, levels=[-math.log(4.0)], colors="white", linewidths=0.8,
+                   linestyles="--")
+      bar = figure.colorbar(filled, ax=axis)
+      bar.set_label("V(D, G) = -log 2 - log(1 + exp(psi theta))")
+    for color, (update, gamma) in zip(colors, shown):
+      path = _inside(dirac[loss, update, gamma]["library"][1], extent)
+      if axis is surface_axis:
+        axis.plot(path[:, 0], path[:, 1], np.asarray(value_of(path[:, 0], path[:, 1])),
+                  color=color, linewidth=1.2)
+      else:
+        axis.plot(path[:, 0], path[:, 1], color=color, linewidth=0.9,
+                  label=f"{update}, gamma = {gamma:g}")
+  contour_axis.plot(*np.asarray(config.dirac.far), "ko", markersize=4, label="start")
+  contour_axis.plot(0.0, 0.0, "r*", markersize=10, label="equilibrium: V = -log 4, a saddle")
+  surface_axis.scatter([0.0], [0.0], [-math.log(4.0)], color="red", marker="*", s=80)
+  surface_axis.set_xlabel("theta (generator)")
+  surface_axis.set_ylabel("psi (discriminator)")
+  surface_axis.set_zlabel("V(D, G)")
+  surface_axis.set_title(f"V of the Dirac-GAN ({loss}) with the trajectories lifted onto it",
+                         fontsize=10)
+  contour_axis.set_xlabel("theta (generator: minimises V)")
+  contour_axis.set_ylabel("psi (discriminator: maximises V)")
+  contour_axis.set_title("trained trajectories from the far start (dashed: V = -log 4)",
+                         fontsize=10)
+  contour_axis.legend(fontsize=7, loc="lower left")
+  figure.tight_layout()
+  save_figure(figure, workdir, "value_landscape.png", report)
+
+
 def _plot_real(config, real, workdir, report) -> None:
   plt = pyplot()
-  figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4))
   colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(real)))
   for color, (gamma, records) in zip(colors, real.items()):
     steps = np.arange(records["w1"].shape[-1])
     left.semilogy(steps, np.median(records["w1"], axis=0), color=color, label=f"gamma = {gamma:g}")
     left.fill_between(steps, records["w1"].min(axis=0), records["w1"].max(axis=0), color=color,
                       alpha=0.15)
-    right.plot(steps, records["mean"][0], color=color, linewidth=0.8, label=f"gamma = {gamma:g}")
-  right.axhline(config.real.data.mean, color="black", linewidth=0.6, linestyle="--")
+    middle.plot(steps, records["mean"][0], color=color, linewidth=0.8,
+                label=f"gamma = {gamma:g}")
+    right.plot(steps, np.median(records["std"], axis=0), color=color, linewidth=0.8,
+               label=f"gamma = {gamma:g}")
+    right.fill_between(steps, records["std"].min(axis=0), records["std"].max(axis=0),
+                       color=color, alpha=0.15)
+  middle.axhline(config.real.data.mean, color="black", linewidth=0.6, linestyle="--")
+  right.axhline(config.real.data.std, color="black", linewidth=0.6, linestyle="--")
   left.set_xlabel("step")
   left.set_ylabel("W1(p_g, p_data) (median, min-max over seeds)")
   left.legend(fontsize=8)
+  left.set_title("distance to the data", fontsize=10)
+  middle.set_xlabel("step")
+  middle.set_ylabel("mean of G(z), first seed (dashed: data)")
+  middle.legend(fontsize=8)
+  middle.set_title("the generator's mean", fontsize=10)
   right.set_xlabel("step")
-  right.set_ylabel("mean of G(z), first seed (dashed: data)")
+  right.set_ylabel("std of G(z) (median, min-max over seeds; dashed: data)")
   right.legend(fontsize=8)
+  right.set_title("the generator's spread", fontsize=10)
   save_figure(figure, workdir, "real_gan.png", report)

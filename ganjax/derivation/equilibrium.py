@@ -14,8 +14,11 @@ which has the same fixed point as the minimax game. Two generators:
   only lower a divergence (data processing), so this JSD is a lower bound on the true one at the
   bandwidth's resolution.
 
-At the end D is compared with 1/2 where the data are (p_data >= a fraction of its maximum), and
-V(D, G) (Monte Carlo) with -log 4. These two alone do not certify the equilibrium: the
+At the end D is compared with 1/2 where either density is and under M = (p_data + p_g) / 2, the
+distribution it is trained on (its largest deviation where p_data or p_g reaches a fraction of
+p_data's maximum, and its mean under M), and V(D, G) (Monte Carlo) with -log 4. Under p_data
+alone the comparison would miss where p_g puts mass that the data lack (between the modes of a
+mixture, say), where D* < 1/2. These two alone do not certify the equilibrium: the
 discriminator trained along with G need not be the best response to the final G, and can sit near
 1/2 while p_g is visibly off. So the JSD rows measure p_g directly, and for the MLP generator,
 whose p_g is not known in closed form, the final G is also frozen and its discriminator trained on
@@ -33,8 +36,7 @@ import numpy as np
 
 from ganjax import theory
 from ganjax import train
-from ganjax.derivation import _densities
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _densities, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 from ganjax.models import mlp
 
@@ -57,14 +59,23 @@ def run(config, workdir: pathlib.Path) -> Report:
       f"Both players are trained together with `train.train_steps` and the '{config.loss}' "
       f"objective (the seed's S7 remedy; its fixed point is that of the minimax game), "
       f"{config.batch_size} real and fake samples per update, Adam with cosine-decayed learning "
-      f"rates. The discriminator is an MLP {tuple(config.discriminator.hidden)} "
-      f"({config.discriminator.activation}).",
+      f"rates: for the affine generator {config.affine.learning_rate:g} (D) and "
+      f"{config.affine.generator_learning_rate:g} (G), b1 = {config.affine.b1:g}; for the MLP "
+      f"generator {config.mlp.learning_rate:g} (D) and {config.mlp.generator_learning_rate:g} "
+      f"(G), b1 = {config.mlp.b1:g}. The discriminator is an MLP "
+      f"{tuple(config.discriminator.hidden)} ({config.discriminator.activation}); the MLP "
+      f"generator {tuple(config.mlp.generator.hidden)} ({config.mlp.generator.activation}, "
+      f"latent dimension {config.mlp.generator.latent_dim}).",
       "",
       "JSD(p_data || p_g) is a quadrature of the two log-densities for the affine generator (p_g = "
       "N(b, w^2) exactly); for the MLP generator it compares a Gaussian kernel density estimate "
       f"(bandwidth {config.bandwidth:g}, {config.eval_samples} samples) with p_data smoothed by "
       "the same kernel, a lower bound on the JSD at that resolution. D is compared with 1/2 "
-      f"where p_data >= {config.region_fraction:g} of its maximum; V(D, G) by Monte Carlo on "
+      "where either density is and under M = (p_data + p_g) / 2, the distribution it is trained "
+      "on (its largest deviation where p_data or p_g reaches "
+      f"{config.region_fraction:g} of p_data's maximum, and its mean under M): where p_g "
+      "puts mass that the data lack, D* = p_data / (p_data + p_g) falls below 1/2, and a measure "
+      "taken only where the data are would miss it. V(D, G) by Monte Carlo on "
       f"{config.eval_samples} samples of each.",
       "",
       "D = 1/2 and V = -log 4 alone do not certify the equilibrium: the discriminator trained "
@@ -101,8 +112,8 @@ def _affine(config, grid: _densities.Grid, workdir, report: Report) -> None:
              note=f"data N({data_mean:g}, {data_std:g}^2), {settings.steps} steps")
   report.add(f"{label}: std of p_g vs data std", data_std, end["std"], tolerances.std)
   report.add(f"{label}: JSD(p_data, p_g), quadrature", 0.0, end["jsd"], tolerances.jsd)
-  discriminator, region = _add_discriminator_rows(config, label, state, p_data, grid, tolerances,
-                                                  report)
+  discriminator, region = _add_discriminator_rows(config, label, state, p_data, p_g, grid,
+                                                  tolerances, report)
   report.details["affine"] = history
   _plot("affine", label, grid, p_data, p_g, {"D(x)": discriminator}, region, history, config,
         workdir, report)
@@ -131,8 +142,8 @@ def _mlp(config, grid: _densities.Grid, workdir, report: Report) -> None:
   label = "MLP G"
   report.add(f"{label}: JSD(p_data, p_g), smoothed", 0.0, end["jsd"], tolerances.jsd,
              note=f"data {weights}, {settings.steps} steps")
-  discriminator, region = _add_discriminator_rows(config, label, state, p_data, grid, tolerances,
-                                                  report)
+  discriminator, region = _add_discriminator_rows(config, label, state, p_data, p_g, grid,
+                                                  tolerances, report)
   retrained = _densities.retrained_discriminator(state, settings.retrain.learning_rate,
                                                  settings.retrain.steps)
   criterion, standard_error = _densities.monte_carlo_value(
@@ -179,18 +190,24 @@ def _train_with_history(config, settings, state: train.GANState, measure
   return state, history
 
 
-def _add_discriminator_rows(config, label: str, state: train.GANState, p_data, grid, tolerances,
-                            report: Report) -> tuple[jax.Array, jax.Array]:
-  """Adds the rows of D against 1/2 and V(D, G) against -log 4; returns D on the grid and the
-  region where it is compared with 1/2."""
+def _add_discriminator_rows(config, label: str, state: train.GANState, p_data, p_g, grid,
+                            tolerances, report: Report) -> tuple[jax.Array, jax.Array]:
+  """Adds the rows of D against 1/2 under M = (p_data + p_g) / 2 and V(D, G) against -log 4;
+  returns D on the grid and the region where it is compared with 1/2."""
   discriminator = jax.nn.sigmoid(_densities.discriminator_outputs(state, grid.points))
-  region = _densities.region(p_data, config.region_fraction)
+  mixture = (p_data + p_g) / 2
+  # Where either density reaches the fraction of the data's peak: a fraction of the mixture's
+  # own peak would shrink the region to almost nothing when p_g has a narrow spike.
+  region = _densities.region(p_data, config.region_fraction) | (
+      p_g >= config.region_fraction * jnp.max(p_data))
   in_region_error = jnp.where(region, jnp.abs(discriminator - 0.5), 0.0)
-  report.add(f"{label}: max abs(D - 1/2) where the data are", 0.0, jnp.max(in_region_error),
-             tolerances.max_discriminator_error,
-             note=f"at x = {float(grid.x[jnp.argmax(in_region_error)]):.2f}")
-  report.add(f"{label}: mean abs(D - 1/2) under p_data", 0.0,
-             jnp.sum(jnp.abs(discriminator - 0.5) * p_data) * grid.dx,
+  at = float(grid.x[jnp.argmax(in_region_error)])
+  report.add(f"{label}: max abs(D - 1/2) where p_data or p_g is", 0.0,
+             jnp.max(in_region_error), tolerances.max_discriminator_error,
+             note=f"at x = {at:.2f}, where D = "
+                  f"{float(discriminator[jnp.argmax(in_region_error)]):.3f}")
+  report.add(f"{label}: mean abs(D - 1/2) under (p_data + p_g) / 2", 0.0,
+             jnp.sum(jnp.abs(discriminator - 0.5) * mixture) * grid.dx,
              tolerances.mean_discriminator_error)
   value, standard_error = _densities.monte_carlo_value(
       state, config.eval_samples, jax.random.PRNGKey(config.seed + 2))
@@ -214,14 +231,18 @@ def _plot(part, label, grid, p_data, p_g, discriminators, region, history, confi
   left.axhline(0.5, color="grey", linestyle=":", label="1/2")
   left.fill_between(x, 0, 1, where=np.asarray(region), transform=left.get_xaxis_transform(),
                     color="grey", alpha=0.1)
-  left.set_xlabel("x (shaded: where D is compared with 1/2)")
-  left.legend(fontsize=8)
+  left.set_xlabel(f"x (shaded: where p_data or p_g >= {config.region_fraction:g} of p_data's "
+                  "maximum)")
+  left.set_ylabel("density; D(x)")
+  left.set_ylim(0.0, 1.0)
+  left.legend(fontsize=7, loc="upper center", ncol=2)
   left.set_title(f"{label}: the end of training")
   steps = history["step"]
   right.semilogy(steps, np.maximum(history["jsd"], 1e-8), "o-", color="black",
                  label="JSD(p_data || p_g)")
   right.set_xlabel("generator update")
-  right.set_ylabel("JSD")
+  right.set_ylabel("JSD(p_data || p_g)"
+                   + ("" if part == "affine" else " (smoothed: a lower bound)"))
   twin = right.twinx()
   if part == "affine":
     data = config.affine.data
@@ -229,10 +250,12 @@ def _plot(part, label, grid, p_data, p_g, discriminators, region, history, confi
     twin.plot(steps, history["std"], color="tab:purple", label="std of p_g")
     twin.axhline(data.means[0], color="tab:green", linestyle=":")
     twin.axhline(data.stds[0], color="tab:purple", linestyle=":")
+    twin.set_ylabel("mean, std of p_g (dotted: the data's)")
   else:
     twin.plot(steps, history["d_real"], color="tab:blue", label="mean D(x), data")
     twin.plot(steps, history["d_fake"], color="tab:orange", label="mean D(G(z))")
     twin.axhline(0.5, color="grey", linestyle=":")
+    twin.set_ylabel("mean D over each chunk (dotted: 1/2)")
   right.legend(loc="upper right", fontsize=8)
   twin.legend(loc="center right", fontsize=8)
   right.set_title(f"{label}: during training")

@@ -28,8 +28,7 @@ from ganjax import losses
 from ganjax import theory
 from ganjax import train
 from ganjax.data import toy
-from ganjax.derivation import _densities
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _densities, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 
 
@@ -159,16 +158,31 @@ def _plot(results, grid, p, q, region_fraction, workdir, report):
   columns = 3
   rows = -(-len(results) // columns)
   figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
-  for axis, (name, r) in zip(axes.flat, results.items()):
+  for index, (axis, (name, r)) in enumerate(zip(axes.flat, results.items())):
+    # Where P and Q have mass, on a second axis behind the functions.
+    density = axis.twinx()
+    density.fill_between(x[shown], np.asarray(p)[shown], color="tab:blue", alpha=0.12,
+                         label="p (P, the data)")
+    density.fill_between(x[shown], np.asarray(q)[shown], color="tab:orange", alpha=0.12,
+                         label="q (Q, the generator)")
+    density.set_ylim(0, 1.05 * float(max(np.max(p), np.max(q))))
+    if index % columns == columns - 1 or index == len(results) - 1:
+      density.set_ylabel("density (shaded)")
+    axis.set_zorder(density.get_zorder() + 1)
+    axis.patch.set_visible(False)
     axis.plot(x[shown], np.asarray(r["optimal"])[shown], color="black",
-              label="T* = f'(p / q)")
+              label="T* = f'(p / q), the optimum")
     axis.plot(x[shown], np.asarray(r["variational"])[shown], color="tab:red", linestyle="--",
               label="trained T = g_f(v)")
     axis.set_title(f"{name}: bound {r['bound']:.4f} / D_f {r['divergence']:.4f}", fontsize=9)
     axis.set_xlabel("x")
+    if index % columns == 0:
+      axis.set_ylabel("T(x)")
   for axis in list(axes.flat)[len(results):]:
     axis.axis("off")
-  axes[0, 0].legend(fontsize=8)
+  handles = [h for axis in (axes.flat[0], density) for h in axis.get_legend_handles_labels()[0]]
+  labels = [l for axis in (axes.flat[0], density) for l in axis.get_legend_handles_labels()[1]]
   figure.suptitle("f-GAN: trained variational functions against the optimal ones")
-  figure.tight_layout()
+  figure.tight_layout(rect=(0, 0.06, 1, 1))
+  figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
   save_figure(figure, workdir, "variational_functions.png", report)

@@ -35,8 +35,7 @@ import optax
 from ganjax import theory
 from ganjax import train
 from ganjax.data import toy
-from ganjax.derivation import _dynamics
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _dynamics, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 from ganjax.models import MLPDiscriminator
 
@@ -56,10 +55,12 @@ def run(config, workdir: pathlib.Path) -> Report:
   measured = jax.tree.map(np.asarray, _measured_gradients(states, z))
   reference = _reference_gradients(config, data, points)
 
+  flows = _flows(config, data, points)
   report = Report("non_saturating_gradient", "Theorem 2.5 (Arjovsky & Bottou 2017): the "
                   "non-saturating gradient with D* fixed", command(config, workdir))
   _add_rows(report, config, points, measured, reference)
-  _plot_directions(config, data, points, measured, reference, workdir, report)
+  _add_flow_rows(report, config, points, flows)
+  _plot_directions(config, data, points, measured, flows, workdir, report)
   _plot_discriminators(data, points, states, workdir, report)
   return report
 
@@ -232,40 +233,148 @@ def _add_rows(report: Report, config, points, measured, reference) -> None:
   )
 
 
-def _plot_directions(config, data, points, measured, reference, workdir, report) -> None:
-  """Contours of KL - 2 JSD and 2 JSD over (b, w), with the descent directions at each point."""
+def _objectives(log_p_data, x, dx):
+  """The two objectives over theta = (b, w), p_theta = N(b, w^2): KL(p_theta || p_data) - 2 JSD,
+  which the non-saturating generator descends with D* fixed, and 2 JSD = C(G) + log 4, which
+  the minimax one descends."""
+  def log_p_g(theta):
+    return theory.gaussian_log_density(x, theta[0], theta[1])
+
+  return {
+      "kl_minus_2jsd": lambda theta: theory.kl_minus_2jsd(
+          log_p_g=log_p_g(theta), log_p_data=log_p_data, dx=dx),
+      "two_jsd": lambda theta: 2.0 * theory.jensen_shannon_divergence(
+          log_p=log_p_data, log_q=log_p_g(theta), dx=dx),
+  }
+
+
+def _flows(config, data, points: np.ndarray) -> dict:
+  """Gradient descent on each objective over (b, w) from each parameter point and from the
+  config's two starts (one mode, both modes), in float64: {objective: {"paths": (points, steps +
+  1, 2), "minima": {start: (b, w, value)}}}. A flow of the objective with D* recomputed at every
+  step: where the generator would go if D stayed optimal."""
+  settings = config.flow
+  starts = {name: tuple(start) for name, start in settings.starts.items()}
+  with jax.enable_x64(True):
+    x, dx, log_p_data = _float64_grid(config, data)
+    result = {}
+    for name, objective in _objectives(log_p_data, x, dx).items():
+      gradient = jax.grad(objective)
+
+      @jax.jit
+      def descend(theta, gradient=gradient):
+        def body(theta, _):
+          theta = theta - settings.learning_rate * gradient(theta)
+          return theta, theta
+        _, path = jax.lax.scan(body, theta, length=settings.steps)
+        return jnp.concatenate([theta[None], path])
+
+      everything = np.asarray(jax.vmap(descend)(
+          jnp.asarray(np.concatenate([points, np.asarray(list(starts.values()))]))))
+      value = jax.jit(objective)
+      minima = {}
+      for (start, _), path in zip(starts.items(), everything[len(points):]):
+        end = jnp.asarray(path[-1])
+        minima[start] = (float(end[0]), float(end[1]), float(value(end)),
+                         float(jnp.linalg.norm(gradient(end))))
+      result[name] = {"paths": everything[:len(points)], "minima": minima,
+                      "ends": [(float(b), float(w), float(value(jnp.asarray((b, w)))))
+                               for b, w in everything[:len(points), -1]]}
+  return result
+
+
+def _add_flow_rows(report: Report, config, points, flows) -> None:
+  tolerances = config.tolerances
+  names = {"kl_minus_2jsd": "KL - 2 JSD", "two_jsd": "2 JSD"}
+  report.text += [
+      f"Within the family N(b, w^2) both objectives have more than one local minimum. Gradient "
+      f"descent on each over (b, w) (step {config.flow.learning_rate:g}, {config.flow.steps} "
+      "steps, float64: where the generator goes if D stays optimal at every step) from the "
+      "config's two starts finds them, and from each parameter point shows which one it falls "
+      "into:",
+      "",
+      "| objective | start | minimum (b, w) | value | gradient norm there |",
+      "|---|---|---|---|---|",
+      *(f"| {names[name]} | {start} {tuple(config.flow.starts[start])} | ({b:.4f}, {w:.4f}) | "
+        f"{value:.5f} | {norm:.1e} |"
+        for name, flow in flows.items() for start, (b, w, value, norm) in flow["minima"].items()),
+      "",
+      "| objective | from (b, w) | ends at (b, w) | value |",
+      "|---|---|---|---|",
+      *(f"| {names[name]} | ({b0:g}, {w0:g}) | ({b:.3f}, {w:.3f}) | {value:.4f} |"
+        for name, flow in flows.items()
+        for (b0, w0), (b, w, value) in zip(points, flow["ends"])),
+      "",
+  ]
+  one_mode, covering = (flows["kl_minus_2jsd"]["minima"][start] for start in ("one_mode",
+                                                                               "covering"))
+  mode_mean, mode_std = config.flow.starts.one_mode
+  report.add("KL - 2 JSD: the one-mode minimum's b vs the mode's mean", mode_mean, one_mode[0],
+             tolerances.pocket, note="theory exact as the modes separate")
+  report.add("KL - 2 JSD: the one-mode minimum's w vs the mode's std", mode_std, one_mode[1],
+             tolerances.pocket)
+  report.add("KL - 2 JSD: one-mode minimum minus the minimum covering both modes", 0.0,
+             one_mode[2] - covering[2], 0.0, kind="value",
+             note="negative: the non-saturating objective prefers dropping a mode")
+  jsd_one, jsd_covering = (flows["two_jsd"]["minima"][start] for start in ("one_mode",
+                                                                           "covering"))
+  report.add("2 JSD: minimum covering both modes minus the one-mode minimum", 0.0,
+             jsd_covering[2] - jsd_one[2], 0.0, kind="value",
+             note="negative: the minimax objective prefers covering them")
+  report.details["flows"] = {name: {"minima": flow["minima"], "ends": flow["ends"]}
+                             for name, flow in flows.items()}
+
+
+def _plot_directions(config, data, points, measured, flows, workdir, report) -> None:
+  """Contours of KL - 2 JSD and 2 JSD over (b, w), the descent directions at each point, the
+  descent paths and the minima."""
   plt = pyplot()
-  offsets = np.linspace(min(points[:, 0]) - 1.0, max(points[:, 0]) + 1.0, 61)
-  scales = np.linspace(0.2, max(points[:, 1]) + 0.5, 41)
+  offsets = np.linspace(min(points[:, 0]) - 1.6, max(points[:, 0]) + 1.0, 67)
+  scales = np.linspace(0.2, max(points[:, 1]) + 0.9, 46)
   with jax.enable_x64(True):
     x, dx, log_p_data = _float64_grid(config, data)
     b, w = jnp.meshgrid(jnp.asarray(offsets), jnp.asarray(scales))
-
-    @jax.jit
-    @jnp.vectorize
-    def surfaces(b, w):
-      log_p_g = theory.gaussian_log_density(x, b, w)
-      return (theory.kl_minus_2jsd(log_p_g=log_p_g, log_p_data=log_p_data, dx=dx),
-              2.0 * theory.jensen_shannon_divergence(log_p=log_p_data, log_q=log_p_g, dx=dx))
-
-    kl_minus_2jsd, two_jsd = (np.asarray(s) for s in surfaces(b, w))
-  figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-  arrows = (("optimal_non_saturating", "tab:blue", 0.012, "-NS gradient, D*"),
-            ("trained_non_saturating", "tab:cyan", 0.005, "-NS gradient, trained D"),
-            ("optimal_minimax", "tab:red", 0.005, "-minimax gradient, D* (= -grad 2 JSD)"))
-  for axis, surface, title in ((axes[0], kl_minus_2jsd, "KL(p_g || p_data) - 2 JSD"),
-                               (axes[1], two_jsd, "2 JSD(p_data || p_g)")):
+    surfaces = {name: np.asarray(jax.jit(jnp.vectorize(
+        lambda b, w, objective=objective: objective(jnp.stack([b, w]))))(b, w))
+                for name, objective in _objectives(log_p_data, x, dx).items()}
+  figure, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+  # Unit descent directions; the trained D's arrow is shorter and drawn on top, so that both
+  # arrows of a point stay visible where they nearly coincide.
+  arrows = (("optimal_non_saturating", "tab:blue", 0.5, 0.010, "-NS gradient, D*"),
+            ("optimal_minimax", "tab:red", 0.5, 0.010, "-minimax gradient, D* (= -grad 2 JSD)"),
+            ("trained_non_saturating", "black", 0.3, 0.004, "-NS gradient, trained D (shorter)"))
+  titles = {"kl_minus_2jsd": "KL(p_g || p_data) - 2 JSD: followed by the non-saturating G",
+            "two_jsd": "2 JSD(p_data || p_g) = C(G) + log 4: followed by the minimax G"}
+  path_colors = {"kl_minus_2jsd": "tab:blue", "two_jsd": "tab:red"}
+  for axis, (name, surface) in zip(axes, surfaces.items()):
     contour = axis.contour(offsets, scales, surface, levels=25, cmap="viridis", linewidths=0.7)
-    axis.clabel(contour, fontsize=6)
-    for name, color, width, label in arrows:
-      direction = -measured[name] / np.linalg.norm(measured[name], axis=-1, keepdims=True)
-      axis.quiver(points[:, 0], points[:, 1], direction[:, 0], direction[:, 1], color=color,
-                  angles="xy", scale_units="xy", scale=2.0, width=width, label=label)
-    axis.plot(points[:, 0], points[:, 1], "k.")
+    bar = figure.colorbar(contour, ax=axis)
+    bar.set_label(titles[name].split(":")[0])
+    for path in flows[name]["paths"]:
+      axis.plot(path[:, 0], path[:, 1], color=path_colors[name], linestyle=":", linewidth=1.2)
+      axis.plot(*path[-1], "x", color=path_colors[name], markersize=7)
+    for start, (mb, mw, value, _) in flows[name]["minima"].items():
+      label = "one mode" if start == "one_mode" else "both modes"
+      axis.plot(mb, mw, "*", color="tab:orange", markersize=12, markeredgecolor="black")
+      axis.annotate(f"{label}: {value:.3f}", (mb, mw), xytext=(6, 6),
+                    textcoords="offset points", fontsize=8)
+    for arrow, color, length, width, label in arrows:
+      direction = -measured[arrow] / np.linalg.norm(measured[arrow], axis=-1, keepdims=True)
+      axis.quiver(points[:, 0], points[:, 1], length * direction[:, 0], length * direction[:, 1],
+                  color=color, angles="xy", scale_units="xy", scale=1.0, width=width,
+                  label=label, zorder=3 if color == "black" else 2)
+    axis.plot(points[:, 0], points[:, 1], "k.", zorder=4)
     axis.set_xlabel("b (mean of p_g)")
-    axis.set_title(title)
-  axes[0].set_ylabel("w (standard deviation of p_g); arrows: unit descent directions")
-  axes[0].legend(fontsize=7, loc="upper left")
+    axis.set_title(titles[name], fontsize=10)
+  for name, color in path_colors.items():
+    axes[0].plot([], [], color=color, linestyle=":", marker="x",
+                 label=f"descent path on {titles[name].split(':')[0].split(' =')[0]}, D* at "
+                       "every step, and its end")
+  axes[0].plot([], [], "*", color="tab:orange", markeredgecolor="black", linestyle="none",
+               label="a local minimum (its value)")
+  axes[0].set_ylabel("w (standard deviation of p_g)")
+  figure.tight_layout(rect=(0, 0.1, 1, 1))
+  figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
   save_figure(figure, workdir, "gradient_directions.png", report)
 
 

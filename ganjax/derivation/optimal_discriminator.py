@@ -17,8 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganjax import theory
-from ganjax.derivation import _densities
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _densities, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 
 

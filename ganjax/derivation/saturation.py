@@ -19,11 +19,13 @@ library's losses and networks:
    respect to its fake logit, by `jax.grad` (times the batch size: the loss is a mean), against
    -D and -(1 - D) at that sample; and the gradient with respect to G's parameters against the
    chain rule sum_i dL/da_i da_i/dtheta with the closed form for dL/da_i.
-2. At the start: dL/db under each loss, and their ratio against E[D] / (1 - E[D]), which it
-   equals when D's logit has the same slope at every generated sample.
+2. At the start: dL/db under each loss, and their ratio against E[D s] / E[(1 - D) s], s = da/db
+   the logit's slope at each fake (the chain rule: exact), and the approximation
+   E[D] / (1 - E[D]), which it equals when D's logit has the same slope at every fake.
 3. Training from one state (same seed, same pre-trained D) with each loss,
-   `train.adversarial_update` in a `lax.scan`: G's mean b over the steps; the ratio of the distances moved in the first
-   steps against the ratio of the start gradients (what plain SGD predicts), and the steps until
+   `train.adversarial_update` in a `lax.scan`: G's mean b over the steps; the ratio of the
+   distances moved in the first steps against the ratio of the start gradients (what plain SGD
+   predicts, an approximation: D and G move meanwhile), and the steps until
    |b - mu| < `reach_distance` under each loss, with SGD and with Adam for G (Adam divides the
    gradient by its running scale, which undoes most of the saturation).
 """
@@ -36,11 +38,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganjax import experiment
 from ganjax import losses
 from ganjax import train
 from ganjax.data import toy
-from ganjax.derivation import _dynamics
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _dynamics, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 from ganjax.models import MLPDiscriminator
 
@@ -53,9 +55,9 @@ def run(config, workdir: pathlib.Path) -> Report:
   Config fields: seed, mode, data (mean, std), generator (offset, scale: G's start b, w),
   discriminator (hidden, activation, optimizer), batch_size, pretrain_steps, sweep (low, high,
   num, samples), generator_learning_rate, generator_optimizers (names for
-  `train.make_optimizer`: 'sgd' first, then adaptive ones such as 'adam'), train_steps,
+  `experiment.make_optimizer`: 'sgd' first, then adaptive ones such as 'adam'), train_steps,
   initial_steps, reach_distance, tolerances (logit_gradient, parameter_gradient, start_d,
-  start_ratio, initial_speed, sgd_reach_ratio, adaptive_reach_ratio).
+  start_ratio, equal_slopes, initial_speed, sgd_reach_ratio, adaptive_reach_ratio).
   """
   data = toy.gaussian_1d(config.data.mean, config.data.std)
   spec = train.GANSpec(loss=LOSSES[0], latent_dim=1, batch_size=config.batch_size, data=data)
@@ -79,7 +81,7 @@ def run(config, workdir: pathlib.Path) -> Report:
 
   curves = {}
   for name in config.generator_optimizers:
-    g_tx = train.make_optimizer(_optimizer(config, name))
+    g_tx = experiment.make_optimizer(_optimizer(config, name))
     for loss in LOSSES:
       trained = state.replace(spec=dataclasses.replace(spec, loss=loss), g_tx=g_tx,
                               g_opt_state=g_tx.init(state.g_params))
@@ -100,7 +102,7 @@ def run(config, workdir: pathlib.Path) -> Report:
       final_offset={f"{name}/{loss}": float(curve["offset"][-1])
                     for (name, loss), curve in curves.items()},
   )
-  _plot_gradients(sweep, offsets, workdir, report)
+  _plot_gradients(sweep, offsets, config, workdir, report)
   _plot_training(curves, config, workdir, report)
   return report
 
@@ -131,7 +133,8 @@ def _gradients_at(state: train.GANState, z: jax.Array, offset: jax.Array, scale:
   logits = logits_of(g_params)
   logit_jacobian = jax.jacrev(logits_of)(g_params)
   closed_forms = {"minimax": -jax.nn.sigmoid(logits), "non_saturating": -jax.nn.sigmoid(-logits)}
-  result = {"logits": logits}
+  # da_i/d(b, w) per sample: the logit's slopes in G's parameters.
+  result = {"logits": logits, "slopes": jnp.stack(_dynamics.affine_of(logit_jacobian), axis=-1)}
   for loss in LOSSES:
     generator = losses.get(loss).generator
     chain_rule = jax.tree.map(lambda jac, c=closed_forms[loss]: jnp.tensordot(c, jac, 1) / num,
@@ -160,6 +163,17 @@ def _with_d(gradients):
   return gradients
 
 
+def _optimizer_text(optimizer) -> str:
+  """An optimizer config as text: its name, learning rate and b1 when given."""
+  b1 = f", b1 = {optimizer['b1']:g}" if "b1" in optimizer else ""
+  return f"{optimizer['name']} at learning rate {optimizer['learning_rate']:g}{b1}"
+
+
+def _near_one(value: float) -> str:
+  """A probability for the text, written as 1 - (1 - value) when it rounds to 1."""
+  return f"1 - {1.0 - value:.2g}" if value > 0.99 else f"{value:.3g}"
+
+
 def _steps_to_reach(offsets: np.ndarray, config) -> int | None:
   """The first step at which |b - mu| < reach_distance, or None if never within the run."""
   reached = np.abs(offsets - config.data.mean) < config.reach_distance
@@ -174,7 +188,8 @@ def _add_rows(report: Report, config, sweep, start, curves) -> None:
   report.text += [
       f"Data N({config.data.mean:g}, {config.data.std:g}^2); G(z) = b + w z starts at "
       f"b = {config.generator.offset:g}, w = {config.generator.scale:g}. The discriminator (MLP "
-      f"{tuple(config.discriminator.hidden)}, {config.discriminator.activation}) is pre-trained "
+      f"{tuple(config.discriminator.hidden)}, {config.discriminator.activation}; "
+      f"{_optimizer_text(config.discriminator.optimizer)}) is pre-trained "
       f"for {config.pretrain_steps} steps of {config.batch_size} samples with G fixed, until "
       f"D(G(z)) = {np.mean(start['d']):.2g} on average.",
       "",
@@ -199,6 +214,21 @@ def _add_rows(report: Report, config, sweep, start, curves) -> None:
         f"| {name} | {loss} | {'not within the run' if reached is None else reached} | "
         f"{curve['offset'][-1]:.3f} | {np.mean(curve['d_fake'][-100:]):.2g} |")
   report.text.append("")
+  # The other end of the sweep: past the data, where the pre-trained D accepts the fakes.
+  offsets = np.linspace(config.sweep.low, config.sweep.high, config.sweep.num)
+  norms = {loss: np.linalg.norm(sweep[loss]["parameters"], axis=-1) for loss in LOSSES}
+  mean_d = np.mean(d, axis=-1)
+  report.text += [
+      "Along the sweep (the pre-trained D fixed): "
+      + "; ".join(f"at b = {offsets[i]:g}, mean D(G(z)) = {_near_one(mean_d[i])}, gradient "
+                  f"norm on (b, w) {norms['minimax'][i]:.2g} (minimax) and "
+                  f"{norms['non_saturating'][i]:.2g} (non-saturating)"
+                  for i in (0, int(np.argmin(np.abs(offsets - config.generator.offset))),
+                            int(np.argmin(np.abs(offsets - config.data.mean))), len(offsets) - 1))
+      + ". Each loss saturates where D is sure: the minimax one where it rejects the fakes, "
+      "the non-saturating one where it accepts them.",
+      "",
+  ]
   for loss, formula in (("minimax", "-D"), ("non_saturating", "-(1 - D)")):
     error = np.max(np.abs(sweep[loss]["logit"] - closed_forms[loss]))
     report.add(f"max abs(dL/da - ({formula})) over the sweep, {loss}", 0.0, error,
@@ -214,9 +244,16 @@ def _add_rows(report: Report, config, sweep, start, curves) -> None:
   report.add("mean D(G(z)) at the start (a strong D)", 0.0, mean_d, tolerances.start_d,
              kind="value")
   start_ratio = start["minimax"]["parameters"][0] / start["non_saturating"]["parameters"][0]
-  report.add("dL/db at the start, minimax / non-saturating", mean_d / (1.0 - mean_d),
-             start_ratio, tolerances.start_ratio, kind="relative",
-             note="theory E[D] / (1 - E[D]): D's logit equally steep at every fake")
+  # By the chain rule dL/db = E[dL/da s], s = da/db at each fake: the ratio is exactly
+  # E[D s] / E[(1 - D) s] (float64 from the float32 logits and slopes).
+  slopes = start["slopes"][:, 0].astype(np.float64)
+  exact_ratio = np.sum(start["d"] * slopes) / np.sum((1.0 - start["d"]) * slopes)
+  report.add("dL/db at the start, minimax / non-saturating", exact_ratio, start_ratio,
+             tolerances.start_ratio, kind="relative",
+             note="theory E[D s] / E[(1 - D) s], s = da/db at each fake (the chain rule)")
+  report.add("approximation E[D] / (1 - E[D]) vs the start ratio E[D s] / E[(1 - D) s]",
+             exact_ratio, mean_d / (1.0 - mean_d), tolerances.equal_slopes, kind="relative",
+             note="exact if D's logit were equally steep at every fake")
 
   sgd = config.generator_optimizers[0]
   steps = config.initial_steps
@@ -225,7 +262,8 @@ def _add_rows(report: Report, config, sweep, start, curves) -> None:
   report.add(f"distance G's mean moves in {steps} steps ({sgd}), minimax / non-saturating",
              start_ratio, moved["minimax"] / moved["non_saturating"],
              tolerances.initial_speed, kind="relative",
-             note="theory: the start dL/db ratio (plain SGD moves b by -lr dL/db)")
+             note="approximation: the start dL/db ratio (SGD moves b by -lr dL/db; D and G "
+                  "move meanwhile)")
   for name in config.generator_optimizers:
     reach = {loss: _steps_to_reach(curves[name, loss]["offset"], config) for loss in LOSSES}
     reach = {loss: config.train_steps if value is None else value for loss, value in reach.items()}
@@ -238,10 +276,11 @@ def _add_rows(report: Report, config, sweep, start, curves) -> None:
     else:
       report.add(f"steps to reach the data, non-saturating / minimax ({name})", 1.0, ratio,
                  tolerances.adaptive_reach_ratio, kind="absolute",
-                 note=note + "; theory 1: an adaptive step does not scale with the gradient")
+                 note=note + "; approximation 1: an adaptive step does not scale with the "
+                 "gradient's size")
 
 
-def _plot_gradients(sweep, offsets, workdir, report) -> None:
+def _plot_gradients(sweep, offsets, config, workdir, report) -> None:
   plt = pyplot()
   figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
   d = np.asarray(sweep["d"]).ravel()
@@ -265,10 +304,18 @@ def _plot_gradients(sweep, offsets, workdir, report) -> None:
   left.set_ylabel("|dL/da| (a: the fake logit)")
   left.legend(fontsize=8)
   left.set_title("generator gradient per sample")
-  right.set_xlabel("G's offset b (w fixed, pre-trained D fixed)")
+  right.axvline(config.generator.offset, color="grey", linestyle=":", linewidth=0.8)
+  right.axvline(config.data.mean, color="grey", linestyle="--", linewidth=0.8)
+  twin = right.twinx()
+  twin.semilogy(np.asarray(offsets), np.mean(np.asarray(sweep["d"]), axis=-1), color="grey",
+                linewidth=0.8, label="mean D(G(z)) (right axis)")
+  twin.set_ylabel("mean D(G(z))", color="grey")
+  right.set_xlabel("G's offset b (w fixed; dotted: the start, dashed: the data mean)")
   right.set_ylabel("|grad_(b, w) L|")
-  right.legend(fontsize=8)
-  right.set_title("gradient on G's parameters")
+  handles = [h for axis in (right, twin) for h in axis.get_legend_handles_labels()[0]]
+  labels = [l for axis in (right, twin) for l in axis.get_legend_handles_labels()[1]]
+  right.legend(handles, labels, fontsize=8, loc="lower left")
+  right.set_title("gradient on G's parameters, the pre-trained D fixed")
   save_figure(figure, workdir, "saturation_gradients.png", report)
 
 
@@ -292,4 +339,5 @@ def _plot_training(curves, config, workdir, report) -> None:
   right.set_xlabel("training step")
   right.set_ylabel("mean D(G(z)) seen by G")
   right.legend(fontsize=8)
+  right.set_title("how the discriminator judges the fakes")
   save_figure(figure, workdir, "saturation_training.png", report)

@@ -20,8 +20,7 @@ import numpy as np
 
 from ganjax import theory
 from ganjax.data import toy
-from ganjax.derivation import _densities
-from ganjax.derivation import command, pyplot, save_figure
+from ganjax.derivation import _densities, command, pyplot, save_figure
 from ganjax.derivation.report import Report
 
 # Points of the theoretical curves in the figure.
@@ -35,7 +34,7 @@ def run(config, workdir: pathlib.Path) -> Report:
   std = data std, and the generator stds, geometrically spaced around the data std, at
   mean = data mean), discriminator (hidden, activation), loss, steps, batch_size,
   learning_rate, grid (low, high, num), tolerances (mean_sweep_error, std_sweep_error,
-  argmin_mean, argmin_std, minimum).
+  argmin_mean, argmin_std, minimum, plateau).
   """
   data_mean, data_std = config.data.mean, config.data.std
   data = toy.gaussian_1d(data_mean, data_std)
@@ -95,6 +94,13 @@ def run(config, workdir: pathlib.Path) -> Report:
   report.add("minimum measured C(G) vs -log 4", -math.log(4.0), measured.min(),
              tolerances.minimum, note=f"at b = {means[measured.argmin()]:g}, "
              f"w = {stds[measured.argmin()]:.4g}")
+  # The plateau: far apart, p_g and p_data barely overlap and the JSD nears log 2, its value for
+  # disjoint supports, where C(G) = 0 whatever the distance.
+  widest = np.flatnonzero(np.abs(sweep_means) == np.abs(sweep_means).max())
+  report.add(f"(V(D, G) + log 4) / 2 at b = +-{np.abs(sweep_means).max():g} vs log 2",
+             math.log(2.0), (measured[widest].min() + math.log(4.0)) / 2, tolerances.plateau,
+             note=f"the JSD there by quadrature: log 2 - "
+                  f"{math.log(2.0) - (expected[widest].min() + math.log(4.0)) / 2:.1e}")
   report.details.update(means=means, stds=stds, theory=expected, measured=measured)
 
   _plot(config, sweep_means, sweep_stds, measured, expected, log_p_data, grid, workdir, report)
@@ -152,7 +158,9 @@ def _plot(config, sweep_means, sweep_stds, measured, expected, log_p_data, grid,
     top, bottom = axes[:, column]
     top.plot(curve_x, np.asarray(curve_y), color="black", label="-log 4 + 2 JSD (quadrature)")
     top.plot(points_x, measured[points], "o", color="tab:red", label="V(D, G), trained D")
-    top.axhline(-math.log(4.0), color="grey", linestyle=":", label="-log 4")
+    top.axhline(-math.log(4.0), color="grey", linestyle=":", label="-log 4 (p_g = p_data)")
+    top.axhline(0.0, color="grey", linestyle="--", linewidth=0.8,
+                label="0 = -log 4 + 2 log 2 (disjoint supports)")
     bottom.plot(points_x, measured[points] - expected[points], "o-", color="tab:red")
     bottom.axhline(0.0, color="black", linewidth=0.5)
     bottom.set_xlabel(label)
@@ -161,7 +169,8 @@ def _plot(config, sweep_means, sweep_stds, measured, expected, log_p_data, grid,
   axes[1, 1].minorticks_off()
   axes[0, 0].set_ylabel("C(G) = max_D V(D, G)")
   axes[1, 0].set_ylabel("measured - theory")
-  axes[0, 0].legend(fontsize=8)
+  # One legend for both panels, where the scale sweep leaves room.
+  axes[0, 1].legend(*axes[0, 0].get_legend_handles_labels(), fontsize=8, loc="center")
   figure.suptitle(f"Theorem 1: C(G) over a family of p_g, p_data = N({data_mean:g}, "
                   f"{data_std:g}^2)")
   save_figure(figure, workdir, "criterion.png", report)
