@@ -17,7 +17,6 @@ Config fields read by `build` (an experiment file's `get_config()`):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import pathlib
 from typing import Any, Mapping

@@ -100,10 +100,6 @@ class MetricsWindow:
     self._pending.clear()
     return values
 
-  def non_finite(self) -> list[str]:
-    """The names of the metrics whose mean over the window is not finite, sorted."""
-    return sorted(name for name, value in self.means().items() if not math.isfinite(value))
-
 
 class _StepLines(metric_writers.MetricWriter):
   """A writer of one line per step: the scalars of every write for a step are merged, and the

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganjax import errors
 from ganjax.errors import ConfigError
 
 
@@ -154,10 +155,7 @@ def get(name: str, **kwargs) -> GaussianMixture:
   Raises:
     ConfigError: for an unknown name or keyword, listing the valid ones, or an invalid value.
   """
-  if name not in DISTRIBUTIONS:
-    raise ConfigError(f"unknown toy dataset {name!r}; valid names: "
-                      f"{', '.join(sorted(DISTRIBUTIONS))}")
-  constructor = DISTRIBUTIONS[name]
+  constructor = errors.lookup(DISTRIBUTIONS, name, "toy dataset")
   fields = inspect.signature(constructor).parameters
   unknown = sorted(set(kwargs) - set(fields))
   if unknown:

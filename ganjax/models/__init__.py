@@ -24,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import numpy as np
 
+from ganjax import errors
 from ganjax.errors import ConfigError
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
@@ -91,9 +92,7 @@ def _construct(module_class: type[nn.Module], *args: Any, **fields: Any) -> nn.M
 def _build(kind: str, registry: dict[str, type[nn.Module]], name: str, kwargs: dict[str, Any],
            extras: dict[str, Any] | None = None) -> nn.Module:
   extras = extras or {}
-  if name not in registry:
-    raise ConfigError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
-  module_class = registry[name]
+  module_class = errors.lookup(registry, name, kind)
   types_by_field = {**typing.get_type_hints(module_class), **extras}
   valid_fields = sorted([*module_fields(module_class), *extras])
   unknown = sorted(set(kwargs) - set(valid_fields))

@@ -202,9 +202,13 @@ class _Trainer:
   def _single(self, state) -> train.GANState:
     return train.unreplicate(state, self.parallel)
 
-  def _raise_non_finite(self, step: int, names: list[str]) -> None:
+  def _take_finite(self, step: int, window: loop_lib.MetricsWindow) -> dict[str, float]:
+    """The window's means (and a new window); a non-finite one stops the run, naming the step
+    and the last good checkpoint."""
+    means = window.take()
+    names = sorted(name for name, value in means.items() if not math.isfinite(value))
     if not names:
-      return
+      return means
     self.checkpoints.wait()
     kept = (f"the last good checkpoint, step {self.last_saved}, is kept in "
             f"{self.workdir / 'checkpoints'}" if self.last_saved is not None else
@@ -214,9 +218,7 @@ class _Trainer:
   def log(self, step: int, state, window: loop_lib.MetricsWindow) -> dict[str, float]:
     """The means of the training metrics since the last line (or checkpoint)."""
     del state
-    means = window.take()
-    self._raise_non_finite(step, sorted(k for k, v in means.items() if not math.isfinite(v)))
-    return means
+    return self._take_finite(step, window)
 
   def evaluate_images(self, step: int, state, window) -> dict[str, float]:
     """The image-quality measures of the fixed-noise samples; the best checkpoint kept."""
@@ -237,8 +239,7 @@ class _Trainer:
 
   def checkpoint(self, step: int, state, window: loop_lib.MetricsWindow) -> None:
     """Saves step `step` (unless it is saved), its metrics checked finite first."""
-    means = window.take()
-    self._raise_non_finite(step, sorted(k for k, v in means.items() if not math.isfinite(v)))
+    self._take_finite(step, window)
     if self.last_saved != step:
       self.checkpoints.save(step, self._single(state), config=self.config_json,
                             data={"batches": step}, force=True)
