@@ -235,6 +235,24 @@ def extract_features(params: Params, images: jax.typing.ArrayLike, *, num_classe
                                                     return_features=True)
 
 
+@functools.partial(compilation.jit, static_argnames=("num_classes", "feature_dim"))
+def logits(params: Params, images: jax.typing.ArrayLike, *, num_classes: int,
+           feature_dim: int = DEFAULT_FEATURE_DIM) -> jax.Array:
+  """The classifier's logits of a batch of images (their argmax: its predicted classes).
+
+  Pure and jitted, with `num_classes` and `feature_dim` static.
+
+  Args:
+    params: the classifier's parameters.
+    images: (N, height, width, channels) with values in [-1, 1].
+    num_classes, feature_dim: the classifier's.
+
+  Returns:
+    float32 logits of shape (N, num_classes).
+  """
+  return Classifier(num_classes, feature_dim).apply({"params": params}, images)
+
+
 def save(path: str | os.PathLike, params: Params, *, image_shape: Sequence[int], num_classes: int,
          feature_dim: int, accuracy: float, dataset: str,
          accuracy_split: str = "test") -> dict[str, Any]:

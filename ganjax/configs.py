@@ -26,13 +26,36 @@ TRAIN_DEFAULTS = {"n_critic": 1, "ema_decay": 0.0, "reuse_fakes": False, "parall
 
 
 def gan_config(seed: int = 0) -> ml_collections.ConfigDict:
-  """A config for the GAN trainer (`config.program = 'gan'`) with `seed` and no penalty
-  (`penalty.name = ''`, `penalty.weight = 0.0`; set them for WGAN-GP, R1, ...)."""
+  """A config for the GAN trainer (`config.program = 'gan'`) with `seed`, no penalty
+  (`penalty.name = ''`, `penalty.weight = 0.0`; set them for WGAN-GP, R1, ...; and
+  `penalty.orthogonal_weight = 0.0`, BigGAN's orthogonal regularisation of the generator) and
+  no labels (`conditional_config()`)."""
   config = ml_collections.ConfigDict()
   config.program = "gan"
   config.seed = seed
-  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0})
+  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0,
+                                              "orthogonal_weight": 0.0})
+  config.conditional = conditional_config()
   return config
+
+
+def conditional_config(enabled: bool = False, *, fake_labels: str = "uniform",
+                       classifier_weight: float = 1.0) -> ml_collections.ConfigDict:
+  """`config.conditional`: a class-conditional GAN when `enabled`.
+
+  Args:
+    enabled: condition both players on the data's labels (the generator and discriminator must
+      be class-conditional models; the number of classes comes from the data and is recorded
+      in the run's config as `num_classes`).
+    fake_labels: how the fakes' labels are drawn: 'uniform', or 'data' (the data's class
+      frequencies).
+    classifier_weight: the weight of the auxiliary classification loss of a discriminator with
+      a class head (`model.discriminator_kwargs.conditioning='acgan'` or 'tac').
+  """
+  from ml_collections import config_dict
+  return ml_collections.ConfigDict({"enabled": enabled, "fake_labels": fake_labels,
+                                    "classifier_weight": classifier_weight,
+                                    "num_classes": config_dict.placeholder(int)})
 
 
 def train_config(*, steps: int, batch_size: int, log_every: int, checkpoint_every: int,

@@ -6,9 +6,11 @@
 Restores the checkpoint (the latest by default; `--best` the one kept by `eval.best`), takes the
 run's saved config for the dataset and the evaluation settings (`config.eval`, see
 `ganjax.image_quality`), overrides them with the flags given, and prints (and with --out writes) one
-JSON object: the measures, the step, the feature network and the numbers of images. The real
-images' features are cached as during training, so a second evaluation against the same dataset
-only computes the generated images' features.
+JSON object: the measures, the step, the feature network and the numbers of images (for a
+class-conditional run's accuracy and intra_fid also per_class_accuracy and per_class_fid, one
+value per class). The real images' features are cached as during training, so a second
+evaluation against the same dataset only computes the generated images' features. `accuracy`
+uses the run's classifier (`<workdir>/classifier.msgpack` unless --classifier names another).
 """
 import json
 import sys
@@ -51,7 +53,15 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
                       if name in _OVERRIDES and value is not None})
   if not eval_config.get("metrics"):
     eval_config["metrics"] = "fid"
-  if eval_config.get("features", "inception") == "classifier" and not eval_config.get("classifier"):
+  try:
+    metric_names = image_quality.parse_metrics(eval_config["metrics"])
+  except ConfigError as error:
+    raise experiment_lib.RunError(str(error).splitlines()[0]) from None
+  # The run's classifier gives the features of eval.features='classifier' and the predicted
+  # classes that `accuracy` scores.
+  if ((eval_config.get("features", "inception") == "classifier"
+       or "predictions" in image_quality.needs(metric_names))
+      and not eval_config.get("classifier")):
     eval_config["classifier"] = str(workdir / image_quality.CLASSIFIER_FILE)
   config.eval = eval_config
   if state.spec.data is not None:
@@ -62,8 +72,12 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
     evaluator = image_quality.Evaluator(config, None, images.image_shape(config.data))
   except ConfigError as error:
     raise experiment_lib.RunError(str(error).splitlines()[0]) from None
-  values = evaluator(state)
-  return {**values, "step": int(state.step), "features": evaluator.network.name,
+  try:
+    values = evaluator(state)
+  except image_quality.EvaluationError as error:
+    raise experiment_lib.RunError(str(error).splitlines()[0]) from None
+  return {**values, **evaluator.details, "step": int(state.step),
+          "features": evaluator.network.name,
           "feature_network": evaluator.network.identity,
           "num_samples": evaluator.settings["num_samples"],
           "num_real": evaluator.settings["num_real"], "dataset": config.data.get("name"),
@@ -77,7 +91,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept in best/ by eval.best.")
   flags.DEFINE_string("metrics", None, "Comma-separated: fid, kid, precision_recall, "
-                      "density_coverage (default: the run's eval.metrics).")
+                      "density_coverage, accuracy, intra_fid (the last two for a "
+                      "class-conditional run; default: the run's eval.metrics).")
   flags.DEFINE_enum("features", None, ["inception", "classifier"],
                     "Feature network (default: the run's eval.features).")
   flags.DEFINE_integer("num_samples", None, "Generated images (default: the run's eval.num_samples).")

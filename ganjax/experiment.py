@@ -8,7 +8,9 @@ with `resume_step` whether a workdir is theirs to resume, and report what a user
 user chose, becomes a `RunError` here; anything else is a bug and keeps its traceback.
 
 Config fields read by `build` (an experiment file's `get_config()`):
-  seed; loss; penalty.name, penalty.weight; model.generator, model.generator_kwargs,
+  seed; loss; penalty.name, penalty.weight, penalty.orthogonal_weight; conditional.enabled,
+  conditional.fake_labels, conditional.classifier_weight, conditional.num_classes (`labels`);
+  model.generator, model.generator_kwargs,
   model.discriminator, model.discriminator_kwargs, model.latent_dim; optimizer.generator,
   optimizer.discriminator (`make_optimizer`); train.steps, train.batch_size, train.n_critic,
   train.ema_decay, train.reuse_fakes, train.parallel, train.critic_warmup (steps, n_critic,
@@ -26,6 +28,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganjax import errors
+from ganjax import losses
 from ganjax import metrics as metrics_lib
 from ganjax import models
 from ganjax import regularizers
@@ -39,6 +43,11 @@ from ganjax.errors import ConfigError
 RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
                     "train.sample_every", "train.keep_checkpoints", "train.parallel",
                     "train.profile_steps", "eval", "data.data_dir")
+# Fields added to every GAN config after runs were saved without them, with the defaults that
+# mean what those runs did.
+ADDED_FIELDS = {"penalty.orthogonal_weight": 0.0, "conditional.enabled": False,
+                "conditional.fake_labels": "uniform", "conditional.classifier_weight": 1.0,
+                "conditional.num_classes": None}
 # What a new run may find in its workdir before its first checkpoint: its own lock, the
 # checkpoint folder, and the feature classifier an earlier, interrupted start trained.
 FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
@@ -116,17 +125,76 @@ def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
   return tx
 
 
-def build_players(config: Any) -> tuple[Any, Any, Any, Any, train.GANSpec]:
+FAKE_LABELS = ("uniform", "data")
+
+
+def _toy_data(config) -> toy.GaussianMixture | None:
+  data_name = field(config, "data.name", None)
+  return (toy.get(data_name, **dict(field(config, "data.kwargs", {})))
+          if data_name in toy.DISTRIBUTIONS else None)
+
+
+def labels(config, check_data: bool = True) -> tuple[int, tuple[float, ...] | None]:
+  """(num_classes, fake_label_weights) of a config's `conditional` block: (0, None) for an
+  unconditional run; otherwise the number of classes of the data (a toy mixture's components,
+  an image dataset's 'label' feature, or `conditional.num_classes` where a run has recorded it)
+  and, with `conditional.fake_labels='data'`, the data's class frequencies (uniform fake labels:
+  None; they are only read with `check_data`, as training needs them and sampling does not).
+
+  Raises:
+    ConfigError: an invalid field, a dataset without labels, or a recorded number of classes
+      that is not the dataset's.
+  """
+  if not field(config, "conditional.enabled", False):
+    return 0, None
+  fake = field(config, "conditional.fake_labels", "uniform")
+  if fake not in FAKE_LABELS:
+    raise ConfigError(f"conditional.fake_labels {fake!r} is not one of: {', '.join(FAKE_LABELS)}")
+  recorded = field(config, "conditional.num_classes", None)
+  data = _toy_data(config)
+  if data is not None:
+    num_classes, frequencies = data.num_classes, data.weights
+  elif recorded is not None and not check_data:
+    return int(recorded), None
+  else:
+    from ganjax.data import images
+    num_classes = images.num_classes(config.data)
+    frequencies = images.class_frequencies(config.data) if fake == "data" else None
+  if recorded is not None and recorded != num_classes:
+    raise ConfigError(f"conditional.num_classes is {recorded}, but the data has {num_classes} "
+                      "classes")
+  return num_classes, (tuple(float(f) for f in frequencies) if fake == "data" else None)
+
+
+def _conditional_kwargs(kind: str, name: str, kwargs: dict[str, Any], num_classes: int,
+                        registry: dict[str, Any]) -> dict[str, Any]:
+  """The model's fields with `num_classes` added for a class-conditional run."""
+  if not num_classes:
+    return kwargs
+  module_class = errors.lookup(registry, name, kind)
+  if "num_classes" not in models.module_fields(module_class):
+    conditional = sorted(n for n, c in registry.items() if "num_classes" in models.module_fields(c))
+    raise ConfigError(f"{kind} {name!r} is not class-conditional (conditional.enabled); "
+                      f"class-conditional {kind}s: {', '.join(conditional)}")
+  return {**kwargs, "num_classes": num_classes}
+
+
+def build_players(config: Any, check_data: bool = True
+                  ) -> tuple[Any, Any, Any, Any, train.GANSpec]:
   """(generator, discriminator, g_tx, d_tx, spec) from an experiment config.
 
   Raises:
     ConfigError: a missing or invalid field, naming it.
   """
-  generator = models.get_generator(field(config, "model.generator"),
-                                   **dict(field(config, "model.generator_kwargs", {})))
-  discriminator = models.get_discriminator(field(config, "model.discriminator"),
-                                           **dict(field(config, "model.discriminator_kwargs", {})))
-  data_name = field(config, "data.name", None)
+  num_classes, fake_label_weights = labels(config, check_data)
+  g_name, d_name = field(config, "model.generator"), field(config, "model.discriminator")
+  generator = models.get_generator(g_name, **_conditional_kwargs(
+      "generator", g_name, dict(field(config, "model.generator_kwargs", {})), num_classes,
+      models.GENERATORS))
+  discriminator = models.get_discriminator(d_name, **_conditional_kwargs(
+      "discriminator", d_name, dict(field(config, "model.discriminator_kwargs", {})),
+      num_classes, models.DISCRIMINATORS))
+  conditioning = getattr(discriminator, "conditioning", "") if num_classes else ""
   spec = train.GANSpec(
       loss=field(config, "loss"),
       latent_dim=field(config, "model.latent_dim"),
@@ -139,8 +207,12 @@ def build_players(config: Any) -> tuple[Any, Any, Any, Any, train.GANSpec]:
       critic_warmup_every=field(config, "train.critic_warmup.every", 0),
       ema_decay=float(field(config, "train.ema_decay", 0.0)),
       reuse_fakes=bool(field(config, "train.reuse_fakes", False)),
-      data=(toy.get(data_name, **dict(field(config, "data.kwargs", {})))
-            if data_name in toy.DISTRIBUTIONS else None),
+      data=_toy_data(config),
+      num_classes=num_classes,
+      fake_label_weights=fake_label_weights,
+      classifier=conditioning if conditioning in losses.CLASSIFIERS else "",
+      classifier_weight=float(field(config, "conditional.classifier_weight", 1.0)),
+      orthogonal_weight=float(field(config, "penalty.orthogonal_weight", 0.0)),
   )
   g_tx = make_optimizer(field(config, "optimizer.generator"))
   d_tx = make_optimizer(field(config, "optimizer.discriminator"))
@@ -202,13 +274,24 @@ def build(config, check_data: bool = True) -> Experiment:
       raise ConfigError(f"train.parallel {parallel!r} is not one of: "
                         f"{', '.join(train.PARALLEL_MODES)}")
     field(config, "seed")
-    generator, discriminator, g_tx, d_tx, spec = build_players(config)
+    generator, discriminator, g_tx, d_tx, spec = build_players(config, check_data)
     experiment = Experiment(generator, discriminator, g_tx, d_tx, spec,
                             _data_shape(config, spec, check_data))
     experiment.abstract_state(config.seed)
   except ConfigError as error:
     raise RunError(str(error).splitlines()[0]) from None
   return experiment
+
+
+def record_labels(config, spec: train.GANSpec):
+  """The config with `conditional.num_classes` set to a class-conditional run's number of
+  classes (unchanged for an unconditional run), as the run saves it, so that its checkpoints
+  can be read where the dataset is not (`ganjax.sample`, `ganjax.evaluate`)."""
+  if not spec.num_classes:
+    return config
+  config = config.copy_and_resolve_references()
+  config.conditional.num_classes = spec.num_classes
+  return config
 
 
 def create_state_from_config(config: Any, data_shape: tuple[int, ...] | None = None,
@@ -219,7 +302,7 @@ def create_state_from_config(config: Any, data_shape: tuple[int, ...] | None = N
   Raises:
     ConfigError: a missing or invalid field.
   """
-  generator, discriminator, g_tx, d_tx, spec = build_players(config)
+  generator, discriminator, g_tx, d_tx, spec = build_players(config, check_data=False)
   if data_shape is None:
     if spec.data is None:
       raise ConfigError("data_shape is needed when the data is not a toy distribution")
@@ -262,10 +345,14 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
   """The dotted names of the fields in which two configs (as dicts) differ, but for the
-  `RESUMABLE_FIELDS`, sorted."""
+  `RESUMABLE_FIELDS`, sorted. A field that the saved config lacks because it was added later
+  (`ADDED_FIELDS`) is no difference while the current config keeps its default."""
   def relevant(name):
     return not any(name == f or name.startswith(f + ".") for f in RESUMABLE_FIELDS)
   saved, current = _flatten(saved), _flatten(current)
+  for name, default in ADDED_FIELDS.items():
+    if name not in saved and current.get(name, default) == default:
+      current.pop(name, None)
   return sorted(name for name in set(saved) | set(current)
                 if relevant(name) and saved.get(name) != current.get(name))
 
@@ -317,20 +404,42 @@ def resume_step(workdir: pathlib.Path, checkpoints, config_json: dict[str, Any])
 # ----------------------------------------------------------------------------- samples
 
 
-def fixed_noise_samples(state: train.GANState, num: int) -> jax.Array:
+def fixed_noise_samples(state: train.GANState, num: int,
+                        labels: jax.Array | None = None) -> jax.Array:
   """`num` samples from the run's fixed noise (the same latents at every step and on resume):
-  what sample pictures, periodic evaluation and summary.json show. Jit- and vmap-able."""
-  return train.sample(state, num, jax.random.fold_in(state.key, SAMPLE_STREAM))
+  what sample pictures, periodic evaluation and summary.json show. A class-conditional
+  generator makes them for `labels` (default: the classes in turn, `train.default_labels`).
+  Jit- and vmap-able."""
+  return train.sample(state, num, jax.random.fold_in(state.key, SAMPLE_STREAM), labels)
 
 
-def mode_statistics(samples: np.ndarray, data) -> dict[str, float]:
-  """`metrics.mixture_mode_statistics` of samples from a 2-D toy mixture, as plain numbers."""
+def class_grid_labels(num_classes: int, per_class: int) -> np.ndarray:
+  """Labels of a class grid: `per_class` samples of class 0, then of class 1, ...: one row per
+  class in a picture `per_class` wide."""
+  return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+
+
+def mode_statistics(samples: np.ndarray, data, labels: np.ndarray | None = None
+                    ) -> dict[str, Any]:
+  """`metrics.mixture_mode_statistics` of samples from a 2-D toy mixture, as plain numbers;
+  with the labels they were generated for, also `metrics.conditional_mode_statistics`
+  (label_accuracy, label_accuracy_min, classes_on_mode, and per_class_accuracy as a list)."""
   stats = metrics_lib.mixture_mode_statistics(samples, data)
-  return {"modes": int(stats["modes"]), "high_quality": float(stats["high_quality"]),
-          "reverse_kl": float(stats["reverse_kl"])}
+  values: dict[str, Any] = {"modes": int(stats["modes"]),
+                            "high_quality": float(stats["high_quality"]),
+                            "reverse_kl": float(stats["reverse_kl"])}
+  if labels is not None:
+    conditional = metrics_lib.conditional_mode_statistics(samples, labels, np.asarray(data.means),
+                                                          data.stds[0])
+    values.update(label_accuracy=float(conditional["label_accuracy"]),
+                  label_accuracy_min=float(conditional["label_accuracy_min"]),
+                  classes_on_mode=int(conditional["classes_on_mode"]),
+                  per_class_accuracy=[round(float(a), 4)
+                                      for a in conditional["per_class_accuracy"]])
+  return values
 
 
 __all__ = ["ConfigError", "Experiment", "Preempted", "RunError", "build", "build_players",
            "config_differences", "config_from_dict", "config_to_dict", "create_state_from_config",
-           "field", "fixed_noise_samples", "make_optimizer", "mode_statistics", "new_workdir",
-           "resume_step"]
+           "class_grid_labels", "field", "fixed_noise_samples", "make_optimizer", "mode_statistics", "new_workdir",
+           "record_labels", "resume_step"]

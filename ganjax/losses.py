@@ -11,6 +11,10 @@ f-GAN outputs v are used as they are.
 
 `get(name)` returns the `Objective` a config names; it unpacks into the (discriminator,
 generator) pair, both called as `loss(real_logits, fake_logits)`.
+
+Class-conditional GANs with a class head on the discriminator add an auxiliary classification
+loss: ACGAN's (`acgan_*`, Odena et al. 2017) or TAC-GAN's twin classifiers (`tac_*`, Gong et
+al. 2019), registered in `CLASSIFIERS`.
 """
 from __future__ import annotations
 
@@ -466,6 +470,118 @@ def fgan_generator_loss(
   if non_saturating:
     return -jnp.mean(divergence.activation(fake_v))
   return -jnp.mean(divergence.conjugate_of_activation(fake_v))
+
+
+# Auxiliary classifiers of class-conditional GANs (labels y are ints in [0, num_classes)).
+
+
+def classification_loss(class_logits: jax.typing.ArrayLike,
+                        labels: jax.typing.ArrayLike) -> jax.Array:
+  """The mean cross-entropy -E[log softmax(class_logits)[y]] of a class head on labelled samples.
+
+  Args:
+    class_logits: (..., num_classes) logits of p(y | x).
+    labels: int labels of shape (...).
+
+  Returns:
+    The scalar mean negative log-likelihood of the labels.
+  """
+  log_p = jax.nn.log_softmax(jnp.asarray(class_logits, jnp.float32), axis=-1)
+  labels = jnp.asarray(labels)
+  return -jnp.mean(jnp.take_along_axis(log_p, labels[..., None], axis=-1))
+
+
+def acgan_discriminator_loss(real_class_logits: jax.typing.ArrayLike,
+                             real_labels: jax.typing.ArrayLike,
+                             fake_class_logits: jax.typing.ArrayLike,
+                             fake_labels: jax.typing.ArrayLike) -> jax.Array:
+  """The discriminator's auxiliary-classifier loss of ACGAN: -L_C, the negated log-likelihood of
+  the correct class on real samples and on fakes (labelled with the class they were generated
+  for), added to the adversarial loss with a weight.
+
+      loss = -E[log C(y | x)] - E[log C(y' | G(z, y'))].
+
+  Known failure: the generator is rewarded for samples that are easy to classify, so ACGAN
+  drops the hard parts of each class (low intra-class diversity, worse with many classes) and
+  its classifier learns a biased p(y | x) (Shu et al. 2017; Gong et al. 2019). `tac_*` is the
+  twin-classifier fix.
+
+  References:
+    Odena, Olah and Shlens 2017, "Conditional Image Synthesis with Auxiliary Classifier GANs",
+    equations (2)-(3): D maximises L_S + L_C, G maximises L_C - L_S.
+  """
+  return (classification_loss(real_class_logits, real_labels)
+          + classification_loss(fake_class_logits, fake_labels))
+
+
+def acgan_generator_loss(fake_class_logits: jax.typing.ArrayLike,
+                         fake_labels: jax.typing.ArrayLike) -> jax.Array:
+  """The generator's auxiliary-classifier loss of ACGAN: -E[log C(y' | G(z, y'))], the
+  generator's share of -L_C (see `acgan_discriminator_loss`)."""
+  return classification_loss(fake_class_logits, fake_labels)
+
+
+def tac_discriminator_loss(real_class_logits: jax.typing.ArrayLike,
+                           real_labels: jax.typing.ArrayLike,
+                           fake_twin_logits: jax.typing.ArrayLike,
+                           fake_labels: jax.typing.ArrayLike) -> jax.Array:
+  """The discriminator's loss of TAC-GAN's two classifiers: the classifier C learns p(y | x) on
+  real samples only, and the twin classifier C^mi learns the fakes' labels on fakes only.
+
+      loss = -E_real[log C(y | x)] - E_fake[log C^mi(y' | G(z, y'))].
+
+  References:
+    Gong, Liu, Tao, Xu, Zhang, Batmanghelich and Tao 2019, "Twin Auxiliary Classifiers GAN",
+    equation (8).
+  """
+  return (classification_loss(real_class_logits, real_labels)
+          + classification_loss(fake_twin_logits, fake_labels))
+
+
+def tac_generator_loss(fake_class_logits: jax.typing.ArrayLike,
+                       fake_twin_logits: jax.typing.ArrayLike,
+                       fake_labels: jax.typing.ArrayLike) -> jax.Array:
+  """The generator's loss of TAC-GAN's classifiers: the ACGAN term minus the twin classifier's,
+
+      loss = -E[log C(y' | G(z, y'))] + E[log C^mi(y' | G(z, y'))],
+
+  so that the generator makes its class-conditional distribution hard for the twin to tell
+  apart, which removes ACGAN's bias towards easily classified samples (the two terms together
+  minimise the divergence between the real and fake joint distributions of (x, y)).
+
+  References:
+    Gong et al. 2019, "Twin Auxiliary Classifiers GAN", equation (8).
+  """
+  return (classification_loss(fake_class_logits, fake_labels)
+          - classification_loss(fake_twin_logits, fake_labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+  """An auxiliary classification loss, in the form the update calls it.
+
+  Attributes:
+    heads: the discriminator's class heads it reads ('classes', and 'twin' for TAC).
+    discriminator: (real_heads, real_labels, fake_heads, fake_labels) -> scalar.
+    generator: (fake_heads, fake_labels) -> scalar.
+  """
+  heads: tuple[str, ...]
+  discriminator: Callable[..., jax.Array]
+  generator: Callable[..., jax.Array]
+
+
+CLASSIFIERS: dict[str, Classifier] = {
+    "acgan": Classifier(
+        ("classes",),
+        lambda real, real_labels, fake, fake_labels: acgan_discriminator_loss(
+            real["classes"], real_labels, fake["classes"], fake_labels),
+        lambda fake, fake_labels: acgan_generator_loss(fake["classes"], fake_labels)),
+    "tac": Classifier(
+        ("classes", "twin"),
+        lambda real, real_labels, fake, fake_labels: tac_discriminator_loss(
+            real["classes"], real_labels, fake["twin"], fake_labels),
+        lambda fake, fake_labels: tac_generator_loss(fake["classes"], fake["twin"], fake_labels)),
+}
 
 
 # The registry.

@@ -60,6 +60,42 @@ def mixture_mode_statistics(samples: jax.typing.ArrayLike, mixture) -> dict[str,
   return mode_statistics(samples, jnp.asarray(mixture.means), mixture.stds[0])
 
 
+def conditional_mode_statistics(samples: jax.typing.ArrayLike, labels: jax.typing.ArrayLike,
+                                means: jax.typing.ArrayLike, sigma: float) -> dict[str, jax.Array]:
+  """How well a class-conditional generator of a Gaussian mixture puts class k on mode k.
+
+  A sample generated for class k is correct when it is a high-quality sample of mode k: mode k
+  is its nearest mode and it lies within 3 sigma of it (as in `mode_statistics`). For each class,
+  the fraction of its samples that are correct; a generator that ignores its labels and samples
+  the K modes evenly scores high_quality / K.
+
+  Args:
+    samples: (num_samples, dim) generated samples.
+    labels: (num_samples,) the classes they were generated for, in [0, num_modes).
+    means: (num_modes, dim) mode centres; class k is mode k.
+    sigma: the modes' standard deviation.
+
+  Returns:
+    A dict with 'per_class_accuracy' ((num_modes,), NaN for a class without samples),
+    'label_accuracy' (its mean over the classes with samples), 'label_accuracy_min' (the
+    worst class) and 'classes_on_mode' (the number of classes whose samples land on their own
+    mode more often than on any other).
+  """
+  samples, means = jnp.asarray(samples), jnp.asarray(means)
+  labels = jnp.asarray(labels)
+  num_modes = means.shape[0]
+  distances = jnp.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)
+  nearest = jnp.argmin(distances, axis=1)
+  correct = (nearest == labels) & (jnp.min(distances, axis=1) < 3.0 * sigma)
+  members = jax.nn.one_hot(labels, num_modes)                       # (n, K)
+  counts = jnp.sum(members, axis=0)
+  per_class = jnp.sum(members * correct[:, None], axis=0) / counts  # NaN where counts == 0
+  landing = members.T @ jax.nn.one_hot(nearest, num_modes)          # (class, mode) counts
+  on_mode = (jnp.argmax(landing, axis=1) == jnp.arange(num_modes)) & (counts > 0)
+  return {"per_class_accuracy": per_class, "label_accuracy": jnp.nanmean(per_class),
+          "label_accuracy_min": jnp.nanmin(per_class), "classes_on_mode": jnp.sum(on_mode)}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class FeatureStatistics:
   """Mean, unbiased covariance and sample count of a set of features.
@@ -219,6 +255,54 @@ def frechet_distance(features_a: jax.typing.ArrayLike, features_b: jax.typing.Ar
                      f"and {features_b.shape}")
   return frechet_distance_from_statistics(feature_statistics(features_a),
                                           feature_statistics(features_b))
+
+
+def intra_class_frechet_distance(real_features: jax.typing.ArrayLike,
+                                 real_labels: jax.typing.ArrayLike,
+                                 fake_features: jax.typing.ArrayLike,
+                                 fake_labels: jax.typing.ArrayLike, *,
+                                 num_classes: int) -> dict[str, np.ndarray | float]:
+  """Intra-class Frechet distance (intra-FID) of a class-conditional generator.
+
+  For each class k, the Frechet distance (`frechet_distance`) between the features of the real
+  examples of class k and those of the examples generated for class k; intra-FID is their mean
+  over the classes. A generator that makes good images of the wrong class has a low FID and a
+  high intra-FID.
+
+  Args:
+    real_features: (num_real, dim) features of real examples.
+    real_labels: (num_real,) their classes, in [0, num_classes).
+    fake_features: (num_fake, dim) features of generated examples.
+    fake_labels: (num_fake,) the classes they were generated for.
+    num_classes: the number of classes K.
+
+  Returns:
+    A dict with 'intra_fid' (a float, the mean) and 'per_class_fid' ((K,) float64).
+
+  Raises:
+    ValueError: features and labels of different lengths, or a class with fewer than 2 real or
+      2 generated examples (a covariance needs 2), naming the class.
+
+  References:
+    Miyato and Koyama 2018, "cGANs with Projection Discriminator", section 5 (intra-FID).
+  """
+  sets = {}
+  for kind, features, labels in (("real", real_features, real_labels),
+                                 ("generated", fake_features, fake_labels)):
+    features, labels = np.asarray(features), np.asarray(labels).reshape(-1)
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+      raise ValueError(f"{kind} features {features.shape} and labels {labels.shape} do not pair "
+                       "up")
+    counts = np.bincount(labels, minlength=num_classes)[:num_classes]
+    if np.min(counts) < 2:
+      k = int(np.argmin(counts))
+      raise ValueError(f"class {k} has {counts[k]} {kind} examples; intra-FID needs at least 2 of "
+                       "each class")
+    sets[kind] = (features, labels)
+  (real, real_labels), (fake, fake_labels) = sets["real"], sets["generated"]
+  per_class = np.asarray([frechet_distance(real[real_labels == k], fake[fake_labels == k])
+                          for k in range(num_classes)])
+  return {"intra_fid": float(np.mean(per_class)), "per_class_fid": per_class}
 
 
 def _matmul(x: jax.Array, y: jax.Array) -> jax.Array:

@@ -26,17 +26,20 @@ def _pyplot():
   return pyplot
 
 
-def save_image_grid(path: str | pathlib.Path, images: np.ndarray) -> np.ndarray:
-  """Writes `image_grid(images)` as a PNG and returns the grid."""
+def save_image_grid(path: str | pathlib.Path, images: np.ndarray,
+                    columns: int | None = None) -> np.ndarray:
+  """Writes `image_grid(images, columns)` as a PNG and returns the grid."""
   from PIL import Image
-  grid = image_grid(images)
+  grid = image_grid(images, columns)
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
   return grid
 
 
 def save_toy_samples(path: str | pathlib.Path, samples: np.ndarray, distribution,
-                     title: str = "") -> None:
-  """Samples of a 1-D or 2-D toy distribution against its exact density, as a PNG."""
+                     title: str = "", labels: np.ndarray | None = None) -> None:
+  """Samples of a 1-D or 2-D toy distribution against its exact density, as a PNG; with the
+  labels they were generated for, each class in its own colour (and, in 2-D, each mode marked
+  with its class in that colour)."""
   plt = _pyplot()
   samples = np.asarray(samples)
   means = np.asarray(distribution.means)
@@ -46,15 +49,27 @@ def save_toy_samples(path: str | pathlib.Path, samples: np.ndarray, distribution
   if distribution.dim == 1:
     xs = np.linspace(low[0], high[0], 1000)
     axes.plot(xs, np.asarray(distribution.prob(xs[:, None])), color="tab:blue", label="p_data")
-    axes.hist(samples[:, 0], bins=100, range=(low[0], high[0]), density=True, color="tab:red",
-              alpha=0.5, label="samples")
+    if labels is None:
+      axes.hist(samples[:, 0], bins=100, range=(low[0], high[0]), density=True,
+                color="tab:red", alpha=0.5, label="samples")
+    else:
+      for k in range(len(means)):
+        axes.hist(samples[labels == k, 0], bins=100, range=(low[0], high[0]), density=True,
+                  color=_class_colour(k), alpha=0.5, label=f"class {k}")
     axes.legend()
   else:
     xs, ys = np.meshgrid(np.linspace(low[0], high[0], 300), np.linspace(low[1], high[1], 300))
     points = np.stack([xs, ys], -1).reshape(-1, 2)
     log_density = np.asarray(distribution.log_prob(points)).reshape(xs.shape)
     axes.contour(xs, ys, np.maximum(log_density, log_density.max() - 12), levels=8, cmap="Blues")
-    axes.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:red", alpha=0.5)
+    if labels is None:
+      axes.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:red", alpha=0.5)
+    else:
+      colours = [_class_colour(k) for k in np.asarray(labels)]
+      axes.scatter(samples[:, 0], samples[:, 1], s=2, c=colours, alpha=0.5)
+      for k, mean in enumerate(means):
+        axes.annotate(str(k), mean, xytext=(6, 6), textcoords="offset points",
+                      color=_class_colour(k), fontsize=9, weight="bold")
     axes.set_xlim(low[0], high[0])
     axes.set_ylim(low[1], high[1])
     axes.set_aspect("equal")
@@ -64,13 +79,22 @@ def save_toy_samples(path: str | pathlib.Path, samples: np.ndarray, distribution
   plt.close(figure)
 
 
+def _class_colour(k: int):
+  from matplotlib import colormaps
+  return colormaps["tab10" if k < 10 else "tab20"](k % 20)
+
+
 def save_samples(path: str | pathlib.Path, samples: np.ndarray, distribution=None,
-                 title: str = "") -> None:
-  """Images as a grid; toy samples over their density (when the distribution is known)."""
+                 title: str = "", labels: np.ndarray | None = None,
+                 columns: int | None = None) -> None:
+  """Images as a grid (`columns` wide: a class grid of a conditional generator has one row per
+  class); toy samples over their density (when the distribution is known), coloured by their
+  labels when given."""
   samples = np.asarray(samples)
   if samples.ndim == 4:
-    save_image_grid(path, samples)
+    save_image_grid(path, samples, columns)
   elif distribution is not None and distribution.dim in (1, 2):
-    save_toy_samples(path, samples, distribution, title)
+    save_toy_samples(path, samples, distribution, title,
+                     None if labels is None else np.asarray(labels))
   else:
     raise ValueError(f"no picture for samples of shape {samples.shape}")

@@ -211,11 +211,14 @@ def test_fid_of_the_evaluator_is_the_frechet_distance_of_its_features(tmp_path):
 
 
 def test_the_public_tables_come_from_the_registry():
-  assert image_quality.METRICS == ("fid", "kid", "precision_recall", "density_coverage")
+  assert image_quality.METRICS == ("fid", "kid", "precision_recall", "density_coverage",
+                                   "accuracy", "intra_fid")
   assert dict(image_quality.BEST) == {"fid": -1.0, "kid": -1.0, "precision": 1.0, "recall": 1.0,
-                                   "density": 1.0, "coverage": 1.0}
+                                   "density": 1.0, "coverage": 1.0, "accuracy": 1.0,
+                                   "accuracy_min": 1.0, "intra_fid": -1.0}
   assert image_quality.measure_names(image_quality.METRICS) == (
-      "fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+      "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "accuracy",
+      "accuracy_min", "intra_fid")
   assert issubclass(image_quality.EvaluationError, errors.ConfigError)
 
 
@@ -235,7 +238,7 @@ def test_a_registered_measure_is_computed_checked_and_can_be_best(monkeypatch):
   assert image_quality.BEST["mean_gap"] == -1.0 and "mean_gap_spread" not in image_quality.BEST
   config.eval.best = "mean_gap_spread"
   with pytest.raises(image_quality.EvaluationError, match="eval.best 'mean_gap_spread' is not one "
-                                                       "of: .*coverage, mean_gap$"):
+                                                       "of: .*coverage, .*intra_fid, mean_gap$"):
     image_quality.settings(config)
   real = np.random.default_rng(3).normal(size=(30, 4))
   fake = np.random.default_rng(4).normal(0.5, 1.0, size=(20, 4))

@@ -102,21 +102,26 @@ def test_bad_argument_is_a_value_error_listing_tiny(file_name):
 def test_models_fit_the_data(file_name):
   for arg in (None, "tiny"):
     config = _module(file_name).get_config(arg)
-    generator = models.get_generator(config.model.generator,
-                                     **dict(config.model.generator_kwargs))
-    discriminator = models.get_discriminator(config.model.discriminator,
-                                             **dict(config.model.discriminator_kwargs))
+    # With the data's number of classes for a class-conditional experiment (read from the
+    # dataset's metadata, which TFDS knows before the data is prepared).
+    generator, discriminator, _, _, spec = experiment.build_players(config, check_data=False)
     if _is_toy(config):
       data_shape = toy.get(config.data.name, **dict(config.data.kwargs)).shape
     else:
       data_shape = images.image_shape(config.data)
     z = jnp.zeros((2, config.model.latent_dim))
+    labels = (jnp.zeros((2,), jnp.int32),) if spec.num_classes else ()
     fake = jax.eval_shape(lambda z: generator.apply(
-        generator.init(jax.random.PRNGKey(0), z, train=False), z, train=False), z)
+        generator.init(jax.random.PRNGKey(0), z, *labels, train=False), z, *labels,
+        train=False), z)
     assert fake.shape == (2, *data_shape), (arg, fake.shape, data_shape)
-    logits = jax.eval_shape(lambda x: discriminator.apply(
-        discriminator.init(jax.random.PRNGKey(0), x, train=False), x, train=False), fake)
+    output = jax.eval_shape(lambda x: discriminator.apply(
+        discriminator.init(jax.random.PRNGKey(0), x, *labels, train=False), x, *labels,
+        train=False), fake)
+    logits, heads = train.split_output(output)
     assert logits.shape == (2,)
+    for head in heads.values():
+      assert head.shape == (2, spec.num_classes)
 
 
 @pytest.mark.parametrize("file_name", [name for name in FILES

@@ -620,3 +620,33 @@ def test_unknown_name_lists_valid_names(bad_name):
   expected = f"unknown loss {bad_name!r}; valid names: {valid}"
   with pytest.raises(errors.ConfigError, match=f"^{re.escape(expected)}$"):
     losses.get(bad_name)
+
+
+def _numpy_cross_entropy(logits, labels):
+  logits = np.asarray(logits, np.float64)
+  shifted = logits - logits.max(-1, keepdims=True)
+  log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+  return -np.mean(log_p[np.arange(len(labels)), labels])
+
+
+def test_auxiliary_classifier_losses_against_numpy_cross_entropy():
+  rng = np.random.default_rng(0)
+  real, fake, twin = (rng.normal(0, 3, (32, 10)).astype(np.float32) for _ in range(3))
+  real_labels, fake_labels = rng.integers(0, 10, 32), rng.integers(0, 10, 32)
+  ce_real = _numpy_cross_entropy(real, real_labels)
+  ce_fake = _numpy_cross_entropy(fake, fake_labels)
+  ce_twin = _numpy_cross_entropy(twin, fake_labels)
+  # float32 log-softmax against float64: relative 1e-6.
+  np.testing.assert_allclose(losses.classification_loss(real, real_labels), ce_real, rtol=1e-6)
+  np.testing.assert_allclose(losses.acgan_discriminator_loss(real, real_labels, fake, fake_labels),
+                             ce_real + ce_fake, rtol=1e-6)
+  np.testing.assert_allclose(losses.acgan_generator_loss(fake, fake_labels), ce_fake, rtol=1e-6)
+  np.testing.assert_allclose(losses.tac_discriminator_loss(real, real_labels, twin, fake_labels),
+                             ce_real + ce_twin, rtol=1e-6)
+  np.testing.assert_allclose(losses.tac_generator_loss(fake, twin, fake_labels),
+                             ce_fake - ce_twin, rtol=1e-5, atol=1e-6)
+  # A confident, correct head costs nothing; a uniform one costs log K.
+  confident = 50.0 * np.eye(10, dtype=np.float32)[real_labels]
+  assert float(losses.classification_loss(confident, real_labels)) < 1e-6
+  np.testing.assert_allclose(losses.classification_loss(np.zeros((4, 10)), [0, 1, 2, 3]),
+                             np.log(10), rtol=1e-6)

@@ -711,20 +711,21 @@ def test_spectral_norm_eval_does_not_update_vectors(resnet_critic):
 
 def test_registry_rejects_unknown_names():
   with pytest.raises(errors.ConfigError,
-                     match=r"^unknown generator 'foo'; valid names: dcgan, mlp, resnet$"):
+                     match=r"^unknown generator 'foo'; valid names: biggan, dcgan, mlp, resnet$"):
     models.get_generator("foo")
   with pytest.raises(errors.ConfigError,
-                     match=r"^unknown discriminator 'bar'; valid names: dcgan, mlp, resnet$"):
+                     match=r"^unknown discriminator 'bar'; valid names: biggan, dcgan, mlp, resnet$"):
     models.get_discriminator("bar")
 
 
 def test_registry_rejects_unknown_fields():
   with pytest.raises(errors.ConfigError, match=r"unknown field 'widht'.*valid fields: "
                                                r"activation, axis_name, batch_norm, dtype, "
-                                               r"hidden, output_dim$"):
+                                               r"hidden, num_classes, output_dim$"):
     models.get_generator("mlp", widht=3)
   with pytest.raises(errors.ConfigError, match=r"unknown field 'name'.*valid fields: axis_name, "
-                                               r"dtype, features, pack, spectral_norm$"):
+                                               r"conditioning, dtype, features, num_classes, "
+                                               r"pack, spectral_norm$"):
     models.get_discriminator("resnet", name="critic")
   with pytest.raises(errors.ConfigError,
                      match=r"unsupported DCGAN image_shape \(48, 48, 3\); supported: "
@@ -783,7 +784,8 @@ def test_an_error_inside_a_registered_module_is_not_a_config_error(monkeypatch):
 def test_registry_builds_the_registered_classes():
   assert isinstance(models.get_generator("resnet", features=8), models.ResNetGenerator)
   assert models.get_discriminator("dcgan", base_features=8).base_features == 8
-  assert set(models.GENERATORS) == set(models.DISCRIMINATORS) == {"mlp", "dcgan", "resnet"}
+  assert set(models.GENERATORS) == set(models.DISCRIMINATORS) == {"mlp", "dcgan", "resnet",
+                                                                  "biggan"}
 
 
 def test_pack_samples_joins_consecutive_samples_along_the_last_axis():

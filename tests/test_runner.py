@@ -20,16 +20,9 @@ from ganjax import train
 from ganjax.data import toy
 
 from _subprocess import Child
+from _trees import assert_same_leaves, load_experiment
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_experiment(name, arg="tiny"):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def ring_config(**train_fields):
@@ -37,14 +30,6 @@ def ring_config(**train_fields):
   for name, value in train_fields.items():
     setattr(config.train, name, value)
   return config
-
-
-def assert_same_leaves(a, b):
-  leaves_a = jax.tree_util.tree_leaves_with_path(jax.device_get(a))
-  leaves_b = jax.tree_util.tree_leaves_with_path(jax.device_get(b))
-  assert len(leaves_a) == len(leaves_b)
-  for (path, x), (_, y) in zip(leaves_a, leaves_b):
-    assert np.array_equal(x, y), jax.tree_util.keystr(path)
 
 
 class CompileCounter:
@@ -182,7 +167,7 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [
     ("loss", "nonsaturating", "unknown loss 'nonsaturating'; valid names:"),
-    ("model.generator", "mpl", "unknown generator 'mpl'; valid names: dcgan, mlp, resnet"),
+    ("model.generator", "mpl", "unknown generator 'mpl'; valid names: biggan, dcgan, mlp, resnet"),
     ("data.name", "rings", "unknown dataset 'rings' .data.name.; valid names: celeb_a, cifar10, "
      "fashion_mnist, folder, gaussian_1d, grid, mixture_1d, mnist, ring"),
     ("train.parallel", "gpu", "train.parallel 'gpu' is not one of: none, pmap, shard_map"),

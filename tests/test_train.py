@@ -16,6 +16,8 @@ from ganjax import models
 from ganjax import train
 from ganjax.data import toy
 
+from _trees import assert_trees_close, copy
+
 NUM_DEVICES = 4
 
 
@@ -32,20 +34,6 @@ def ring_state(seed=0, g_tx=None, d_tx=None, batch_norm=False, **spec_kwargs):
   return train.create_state(generator, discriminator, g_tx or optax.adam(1e-3, b1=0.5),
                             d_tx or optax.adam(1e-3, b1=0.5), train.GANSpec(**spec_kwargs),
                             (2,), seed)
-
-
-def copy(tree):
-  """A copy whose buffers survive donation of the original."""
-  return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
-
-
-def assert_trees_close(actual, expected, rtol=1e-5, atol=1e-6):
-  """The array leaves agree (static fields, such as optimizer closures, are not compared)."""
-  actual = jax.tree_util.tree_leaves_with_path(jax.device_get(actual))
-  expected = jax.tree_util.tree_leaves_with_path(jax.device_get(expected))
-  assert [path for path, _ in actual] == [path for path, _ in expected]
-  for (path, a), (_, b) in zip(actual, expected):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
 def leaves_differ(a, b):
@@ -315,3 +303,17 @@ def test_ring_training_spreads_over_the_modes():
   # log 8 = 2.08; a balanced one 0.
   assert int(stats["modes"]) >= 6
   assert float(stats["reverse_kl"]) < 0.25
+
+
+def test_unrolled_critic_updates_equal_the_while_loop(monkeypatch):
+  """n_critic updates are unrolled in the compiled step (much faster on CPU); a critic warm-up's
+  traced count still runs in `lax.fori_loop`. Both orders of the same operations agree to
+  float32 rounding (XLA may fuse the unrolled copies differently)."""
+  state = ring_state(n_critic=3, batch_norm=True)
+  unrolled, unrolled_metrics = train.train_step(copy(state), None)
+  monkeypatch.setattr(train, "_repeat", lambda start, stop, body, carry: jax.lax.fori_loop(
+      start, stop, body, carry))
+  looped, looped_metrics = jax.jit(train.adversarial_update)(copy(state), None)
+  assert int(unrolled.d_updates) == int(looped.d_updates) == 3
+  assert_trees_close(unrolled, looped, rtol=1e-5, atol=1e-6)
+  assert_trees_close(unrolled_metrics, looped_metrics, rtol=1e-5, atol=1e-6)

@@ -34,7 +34,7 @@ for statistics of the real data.
 Labels. `make_iterator(..., with_labels=True)` and `finite_batches(..., with_labels=True)` also
 yield the examples' class labels (the TFDS 'label' feature: mnist, fashion_mnist, cifar10 and
 folder; celeb_a has none), with the same images in the same order as without labels;
-`num_classes` gives their number.
+`num_classes` gives their number and `class_frequencies` their frequencies in the split.
 """
 from __future__ import annotations
 
@@ -255,11 +255,38 @@ def num_classes(data_config: Mapping[str, Any]) -> int:
     The number of classes; labels are in [0, num_classes).
 
   Raises:
-    DatasetNotPrepared: the dataset is not in the data directory.
+    DatasetNotPrepared: a folder dataset that is not there (a TFDS dataset's classes are known
+      before it is prepared).
     ConfigError: invalid config, or a dataset without labels (celeb_a).
   """
   image_shape(data_config)
-  return int(_label_feature(_name(data_config), _builder(data_config)).num_classes)
+  name = _name(data_config)
+  # A TFDS dataset's metadata ships with its code: its classes are known before it is prepared.
+  builder = (_builder(data_config) if name == FOLDER else
+             tfds.builder(name, data_dir=data_config.get("data_dir") or None))
+  return int(_label_feature(name, builder).num_classes)
+
+
+def class_frequencies(data_config: Mapping[str, Any]) -> np.ndarray:
+  """The fraction of each class among the examples of the split (all processes' shares), from
+  its 'label' feature: what fake labels are drawn with when they follow the data
+  (`conditional.fake_labels='data'`). Reads the labels once, without decoding the images.
+
+  Raises:
+    DatasetNotPrepared: the dataset is not in the data directory.
+    ConfigError: invalid config, or a dataset without labels.
+  """
+  num = num_classes(data_config)
+  builder = _builder(data_config)
+  ds = builder.as_dataset(split=_get(data_config, "split", "train"), shuffle_files=False,
+                          decoders={"image": tfds.decode.SkipDecoding()})
+  counts = np.zeros(num, np.int64)
+  for labels in _numpy_iterator(ds.map(lambda example: example["label"]).batch(4096)):
+    counts += np.bincount(labels, minlength=num)
+  if not counts.sum():
+    raise ConfigError(f"dataset {_name(data_config)!r} split "
+                      f"{_get(data_config, 'split', 'train')!r} holds no examples")
+  return counts / counts.sum()
 
 
 def _square_crop(image: tf.Tensor, side: tf.Tensor | int) -> tf.Tensor:

@@ -7,6 +7,9 @@ JSD) checkable against a trained network.
 The 2-D ring and grid follow the PacGAN code (Lin et al. 2018), which follows Metz et al. 2017
 and Srivastava et al. 2017: ring modes at angles 2*pi*k/8 (k = 0..7, not linspace(0, 2*pi, 8),
 which repeats the first mode), sigma 0.01; grid modes at {-4, -2, 0, 2, 4}^2, sigma 0.05.
+
+Labels: each sample's label is the component it was drawn from (ring and grid: its mode, in the
+order of `means`; the 1-D mixtures: its component), for class-conditional GANs.
 """
 from __future__ import annotations
 
@@ -63,16 +66,32 @@ class GaussianMixture:
     """The shape of one sample."""
     return (self.dim,)
 
-  def sample(self, key: jax.Array, num: int) -> jax.Array:
-    """`num` samples, shape (num, dim)."""
+  @property
+  def num_classes(self) -> int:
+    """The number of labels of its samples: one per mixture component."""
+    return len(self.means)
+
+  def sample_with_labels(self, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+    """`num` samples, shape (num, dim), and the component each was drawn from (its label, int32
+    of shape (num,)): the same samples as `sample` with the same key."""
     mode_key, noise_key = jax.random.split(key)
     modes = jax.random.choice(mode_key, len(self.means), (num,), p=jnp.asarray(self.weights))
     noise = jax.random.normal(noise_key, (num, self.dim))
-    return jnp.asarray(self.means)[modes] + jnp.asarray(self.stds)[modes, None] * noise
+    samples = jnp.asarray(self.means)[modes] + jnp.asarray(self.stds)[modes, None] * noise
+    return samples, modes.astype(jnp.int32)
+
+  def sample(self, key: jax.Array, num: int) -> jax.Array:
+    """`num` samples, shape (num, dim)."""
+    return self.sample_with_labels(key, num)[0]
 
   def sample_one(self, key: jax.Array) -> jax.Array:
     """One sample, shape (dim,): vmapped over per-example keys inside the training step."""
     return self.sample(key, 1)[0]
+
+  def sample_one_with_label(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One sample and its label (its component), as `sample_one` draws it."""
+    samples, labels = self.sample_with_labels(key, 1)
+    return samples[0], labels[0]
 
   def log_prob(self, x: jax.typing.ArrayLike) -> jax.Array:
     """Exact log-density at points x of shape (..., dim)."""

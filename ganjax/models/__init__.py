@@ -6,6 +6,22 @@ called as `discriminator.apply(variables, x, train=...)` and returns float32 log
 (batch,). Mutable state (BatchNorm statistics, spectral-norm vectors) lives in the
 'batch_stats' collection.
 
+Class-conditional networks. Every module of mlp, resnet and biggan has a field
+`num_classes: int = 0`; with 0 it is the unconditional network (the same parameters, the same
+numbers for the same key, as before conditioning existed). With num_classes = K > 0:
+  - a generator is called as `apply(variables, z, labels, train=...)` (or `labels=`), labels
+    int32 of shape (batch,) with values in [0, K); missing labels raise a one-line ValueError
+    (an unconditional module given labels raises too);
+  - a discriminator has the field `conditioning`, one of "projection", "acgan", "tac"
+    (`conditional.CONDITIONINGS`), and is called as `apply(variables, x, labels, train=...)`:
+    "projection" (labels required) returns float32 logits (batch,), psi(phi(x)) +
+    <E[y], phi(x)>; "acgan" returns (logits, {"classes": (batch, K) float32}), a linear class
+    head on the pooled features phi(x); "tac" returns (logits, {"classes": ..., "twin": ...}),
+    two separate heads (TAC-GAN's twin classifier). The heads do not use the labels, which may
+    be None.
+The dcgan modules are unconditional only, and PacGAN packing (`pack > 1`) refuses a
+conditional discriminator.
+
 References:
   Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014 (mlp).
   Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
@@ -14,6 +30,11 @@ References:
   Networks", ICLR 2018 (resnet).
   Lin, Khetan, Fanti and Oh, "PacGAN: The power of two samples in generative adversarial
   networks", NeurIPS 2018 (packing: the discriminator keyword `pack`).
+  Miyato and Koyama, "cGANs with Projection Discriminator", ICLR 2018 (conditional resnet).
+  Odena, Olah and Shlens, "Conditional Image Synthesis with Auxiliary Classifier GANs",
+  ICML 2017, and Gong et al., "Twin Auxiliary Classifiers GAN", NeurIPS 2019 (acgan, tac).
+  Brock, Donahue and Simonyan, "Large Scale GAN Training for High Fidelity Natural Image
+  Synthesis", ICLR 2019 (biggan).
 """
 import collections.abc
 import dataclasses
@@ -26,6 +47,8 @@ import numpy as np
 
 from ganjax import errors
 from ganjax.errors import ConfigError
+from ganjax.models.biggan import BigGANDiscriminator, BigGANGenerator
+from ganjax.models.conditional import CONDITIONINGS
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.packing import Packed
@@ -35,11 +58,13 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "mlp": MLPGenerator,
     "dcgan": DCGANGenerator,
     "resnet": ResNetGenerator,
+    "biggan": BigGANGenerator,
 }
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "mlp": MLPDiscriminator,
     "dcgan": DCGANDiscriminator,
     "resnet": ResNetDiscriminator,
+    "biggan": BigGANDiscriminator,
 }
 
 _FLAX_FIELDS = ("parent", "name")
@@ -111,7 +136,7 @@ def get_generator(name: str, /, **kwargs: Any) -> nn.Module:
   """Builds the generator registered as `name`.
 
   Args:
-    name: a key of `GENERATORS` (dcgan, mlp, resnet).
+    name: a key of `GENERATORS` (biggan, dcgan, mlp, resnet).
     **kwargs: fields of that module class.
 
   Returns:
@@ -128,7 +153,7 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
   """Builds the discriminator registered as `name`.
 
   Args:
-    name: a key of `DISCRIMINATORS` (dcgan, mlp, resnet).
+    name: a key of `DISCRIMINATORS` (biggan, dcgan, mlp, resnet).
     **kwargs: fields of that module class, and `pack` (an int m, default 1): for m > 1 the
       discriminator scores packs of m samples (PacGAN; `Packed`).
 
@@ -145,6 +170,9 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
 
 
 __all__ = [
+    "BigGANDiscriminator",
+    "BigGANGenerator",
+    "CONDITIONINGS",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "DISCRIMINATORS",

@@ -8,6 +8,9 @@ generated ones, so every loss in `ganjax.losses` (a mean over logits) applies un
 A config selects it with the discriminator keyword `pack` (see `ganjax.models.get_discriminator`):
 `model.discriminator_kwargs.pack = 2`. The batch (per device, when mapped) must be divisible by m.
 
+Packing is for unconditional discriminators only: a pack mixes samples of different classes,
+so a class-conditional inner discriminator (`num_classes > 0`) is refused.
+
 Gradient penalties (`ganjax.regularizers`) call the discriminator on (B, ...) inputs and take the
 input-gradient norm of each sample, not of each pack: R1 and R2 come out as the per-pack penalty
 divided by m, and the WGAN-GP and DRAGAN norms are per sample.
@@ -50,7 +53,8 @@ class Packed(nn.Module):
   """A discriminator applied to packs of `pack` samples (PacGAN).
 
   Attributes:
-    inner: the discriminator that scores one pack; its parameters live under 'inner'.
+    inner: the discriminator that scores one pack, unconditional (`num_classes` 0 or absent);
+      its parameters live under 'inner'.
     pack: samples per pack, m (1 gives the inner discriminator itself).
     axis_name: mapped axis over which the inner discriminator's batch statistics are averaged,
       passed on to it when it has such a field (so `train` synchronises it like any other).
@@ -62,6 +66,10 @@ class Packed(nn.Module):
   def __post_init__(self):
     if not isinstance(self.pack, int) or self.pack < 1:
       raise ValueError(f"pack must be a positive integer, got {self.pack!r}")
+    num_classes = getattr(self.inner, "num_classes", 0)
+    if num_classes:
+      raise ValueError(f"PacGAN packing (pack={self.pack}) needs an unconditional discriminator, "
+                       f"got {type(self.inner).__name__} with num_classes={num_classes}")
     inner_fields = {field.name for field in dataclasses.fields(self.inner)}
     if self.axis_name is not None and "axis_name" in inner_fields:
       object.__setattr__(self, "inner", self.inner.clone(axis_name=self.axis_name))

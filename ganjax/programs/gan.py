@@ -14,7 +14,10 @@ A workdir holds:
                       with eval_seconds
   events.out.*        the same scalars for TensorBoard (clu metric writers), and sample grids
   samples_<step>.png  samples from fixed noise (the EMA generator when the run keeps one)
-  samples.npy, summary.json   final samples and their statistics (image-quality measures too)
+  samples.npy, summary.json   final samples and their statistics (image-quality measures too;
+                      for a class-conditional run on toy data, the per-class measures of
+                      `ganjax.metrics.conditional_mode_statistics`)
+  labels.npy          for a class-conditional run, the labels samples.npy was generated for
   best/, best.json    with `eval.best`: the checkpoint with the best value of that measure
   classifier.msgpack  with `eval.features='classifier'`: the run's feature classifier
   plugins/profile/    with `train.profile_steps`: a jax.profiler trace of that many steps
@@ -45,8 +48,8 @@ from ganjax import train
 from ganjax.experiment import Preempted, RunError
 
 # What the console line shows, when the step has it.
-SHOWN = ("d_loss", "g_loss", "d_real", "d_fake", "modes", "high_quality", "reverse_kl", "fid",
-         "kid", "precision", "recall")
+SHOWN = ("d_loss", "g_loss", "d_real", "d_fake", "modes", "high_quality", "reverse_kl",
+         "label_accuracy", "fid", "kid", "precision", "recall", "accuracy")
 
 
 def run(config, workdir: pathlib.Path) -> dict[str, Any]:
@@ -61,6 +64,7 @@ def run(config, workdir: pathlib.Path) -> dict[str, Any]:
     Preempted: after SIGTERM/SIGINT, once the checkpoint is saved.
   """
   experiment = experiment_lib.build(config)
+  config = experiment_lib.record_labels(config, experiment.spec)
   evaluation_settings = _evaluation_settings(config, experiment)
   try:
     with checkpoint_lib.Checkpointer(
@@ -233,9 +237,18 @@ class _Trainer:
   def evaluate_modes(self, step: int, state, window) -> dict[str, float]:
     """The mode statistics of `eval.num_samples` fixed-noise samples of a 2-D mixture."""
     del step, window
-    samples = np.asarray(experiment_lib.fixed_noise_samples(self._single(state),
-                                                            self.num_samples))
-    return experiment_lib.mode_statistics(samples, self.spec.data)
+    samples, labels = self._fixed_noise(self._single(state))
+    values = experiment_lib.mode_statistics(samples, self.spec.data, labels)
+    values.pop("per_class_accuracy", None)  # a list: in summary.json, not in the scalar logs
+    return values
+
+  def _fixed_noise(self, state, num: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`num` (default `eval.num_samples`) fixed-noise samples and the labels they were made for
+    (the classes in turn; None for an unconditional run)."""
+    num = num or self.num_samples
+    labels = train.default_labels(state, num)
+    samples = experiment_lib.fixed_noise_samples(state, num, labels)
+    return np.asarray(samples), None if labels is None else np.asarray(labels)
 
   def checkpoint(self, step: int, state, window: loop_lib.MetricsWindow) -> None:
     """Saves step `step` (unless it is saved), its metrics checked finite first."""
@@ -250,13 +263,24 @@ class _Trainer:
     del window
     if jax.process_index() != 0:
       return
-    on_device = self.spec.data is not None
-    samples = np.asarray(experiment_lib.fixed_noise_samples(
-        self._single(state), min(self.num_samples, 1000 if on_device else 64)))
+    samples, labels, columns = self._picture_samples(self._single(state))
     pictures.save_samples(self.workdir / f"samples_{step:07d}.png", samples, self.spec.data,
-                          title=f"step {step}")
+                          title=f"step {step}", labels=labels, columns=columns)
     if samples.ndim == 4:
-      self.writer.write_images(step, {"samples": pictures.image_grid(samples)[None]})
+      self.writer.write_images(step, {"samples": pictures.image_grid(samples, columns)[None]})
+
+  def _picture_samples(self, state) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """(samples, labels, columns) of a sample picture: up to 1000 toy samples (the classes in
+    turn) or 64 images; for a class-conditional image generator, a class grid of 8 images per
+    class, one row per class."""
+    if self.spec.data is not None:
+      return (*self._fixed_noise(state, min(self.num_samples, 1000)), None)
+    if not self.spec.num_classes:
+      return self._fixed_noise(state, min(self.num_samples, 64))[0], None, None
+    per_class = 8
+    labels = experiment_lib.class_grid_labels(self.spec.num_classes, per_class)
+    samples = experiment_lib.fixed_noise_samples(state, len(labels), labels)
+    return np.asarray(samples), labels, per_class
 
   def preempted(self, signals: loop_lib.Signals):
     def stop(step: int, state, window: loop_lib.MetricsWindow) -> None:
@@ -282,7 +306,8 @@ class _Trainer:
       from ganjax.data import images
       batches = images.make_iterator(self.config.data, batch_size=self.spec.batch_size,
                                      n_critic=self.spec.n_critic, seed=self.config.seed,
-                                     start_batch=start_step)
+                                     start_batch=start_step,
+                                     with_labels=bool(self.spec.num_classes))
     periods = self._periods()
     state = train.replicate(state, self.parallel)
     step_fn, steps_per_call, batches = self._compiled_step(state, batches, periods)
@@ -310,17 +335,21 @@ class _Trainer:
 
   def _summary(self, state: train.GANState, started: float) -> dict[str, Any]:
     step = int(state.step)
-    samples = np.asarray(experiment_lib.fixed_noise_samples(state, self.num_samples))
+    samples, labels = self._fixed_noise(state)
     summary: dict[str, Any] = {"step": step,
                                "wall_seconds": round(time.perf_counter() - started, 1)}
     if jax.process_index() != 0:
       return summary
     np.save(self.workdir / "samples.npy", samples)
+    if labels is not None:
+      np.save(self.workdir / "labels.npy", labels)
     data = self.spec.data
     if data is not None and data.dim == 2:
-      summary.update(experiment_lib.mode_statistics(samples, data), num_modes=len(data.means))
+      summary.update(experiment_lib.mode_statistics(samples, data, labels),
+                     num_modes=len(data.means))
     if self.evaluator is not None:
       summary.update(self.evaluated.get(step) or self.evaluator(state),
+                     **self.evaluator.details,
                      features=self.evaluator.network.name,
                      num_samples=self.evaluator.settings["num_samples"],
                      num_real=self.evaluator.settings["num_real"])
@@ -328,7 +357,11 @@ class _Trainer:
         summary["best"] = {"measure": self.best.measure, "value": self.best.record["value"],
                            "step": self.best.record["step"]}
     if data is None or data.dim <= 2:
-      pictures.save_samples(self.workdir / "samples.png", samples, data, title=f"step {step}")
+      picture, picture_labels, columns = (
+          self._picture_samples(state) if data is None and self.spec.num_classes else
+          (samples, labels, None))
+      pictures.save_samples(self.workdir / "samples.png", picture, data, title=f"step {step}",
+                            labels=picture_labels, columns=columns)
     (self.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     progress.say("summary: " + json.dumps(summary))
     return summary

@@ -21,7 +21,11 @@ one. The workdir gets:
                     all_modes_and_hq_target_seeds (seeds with every mode captured and at least the
                     target high-quality percentage: 97 on the ring, 95 on the grid),
                     non_finite_seeds (diverged seeds, whose samples are not finite: they count
-                    as 0 modes and 0 % high quality), compile, training and wall seconds
+                    as 0 modes and 0 % high quality), compile, training and wall seconds; for a
+                    class-conditional configuration also label_accuracy and label_accuracy_min
+                    (percent: the samples made for class k that are high-quality samples of mode
+                    k, `ganjax.metrics.conditional_mode_statistics`), their standard errors,
+                    per-seed values, and per_class_accuracy_mean
   metrics.jsonl     every `train.log_every` steps the training metrics averaged over seeds and
                     the steps since the last line, steps_per_sec; every `eval.every` steps (0: off)
                     the mode statistics averaged over seeds (also TensorBoard events)
@@ -99,7 +103,8 @@ def run(config, workdir: str | pathlib.Path) -> dict[str, Any]:
 
   def mode_statistics(step, states, window):
     del step, window
-    return {f"{name}_mean": float(np.mean(value)) for name, value in evaluate(states)[1].items()}
+    return {f"{name}_mean": float(np.mean(value)) for name, value in evaluate(states)[1].items()
+            if name != "per_class_accuracy"}
 
   writer = loop_lib.writers(workdir, resume_step=0, total_steps=steps, shown=SHOWN)
   train_start = time.perf_counter()
@@ -130,16 +135,28 @@ def run(config, workdir: str | pathlib.Path) -> dict[str, Any]:
                f"steps): modes {row['modes_mean']:.2f} +- {row['modes_se']:.2f}, high quality "
                f"{row['hq_mean']:.2f} +- {row['hq_se']:.2f} %, reverse KL "
                f"{row['reverse_kl_mean']:.3f}, target met by "
-               f"{row['all_modes_and_hq_target_seeds']}/{seeds} seeds, {row['wall_seconds']} s")
+               f"{row['all_modes_and_hq_target_seeds']}/{seeds} seeds"
+               + (f", label accuracy {row['label_accuracy_mean']:.2f} +- "
+                  f"{row['label_accuracy_se']:.2f} %" if "label_accuracy_mean" in row else "")
+               + f", {row['wall_seconds']} s")
   return row
 
 
 def _statistics(state: train.GANState, data, num_samples: int
                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """One seed's samples from fixed noise (those of an ordinary run's summary) and their mode
-  statistics; jit- and vmap-able."""
-  samples = experiment_lib.fixed_noise_samples(state, num_samples)
-  return samples, metrics_lib.mixture_mode_statistics(samples, data)
+  statistics, with the per-class ones of a class-conditional run (its samples made for the
+  classes in turn); jit- and vmap-able."""
+  labels = train.default_labels(state, num_samples)
+  samples = experiment_lib.fixed_noise_samples(state, num_samples, labels)
+  statistics = metrics_lib.mixture_mode_statistics(samples, data)
+  if labels is not None:
+    conditional = metrics_lib.conditional_mode_statistics(samples, labels, data.means,
+                                                          data.stds[0])
+    statistics.update(label_accuracy=conditional["label_accuracy"],
+                      label_accuracy_min=conditional["label_accuracy_min"],
+                      per_class_accuracy=conditional["per_class_accuracy"])
+  return samples, statistics
 
 
 def summarize(statistics: dict[str, np.ndarray], data_name: str, num_modes: int) -> dict[str, Any]:
@@ -167,6 +184,14 @@ def summarize(statistics: dict[str, np.ndarray], data_name: str, num_modes: int)
   for name, values in (("modes", modes), ("hq", hq), ("reverse_kl", reverse_kl)):
     row[f"{name}_mean"], row[f"{name}_se"] = mean_se(values)
   row["per_seed"] = {"modes": modes.tolist(), "hq": hq.tolist(), "reverse_kl": reverse_kl.tolist()}
+  if "label_accuracy" in statistics:
+    # A class-conditional run: the percentage of each class's samples on its own mode.
+    for name in ("label_accuracy", "label_accuracy_min"):
+      values = 100.0 * np.asarray(statistics[name], np.float64)
+      row[f"{name}_mean"], row[f"{name}_se"] = mean_se(values)
+      row["per_seed"][name] = values.round(2).tolist()
+    per_class = 100.0 * np.asarray(statistics["per_class_accuracy"], np.float64)
+    row["per_class_accuracy_mean"] = per_class.mean(axis=0).round(2).tolist()
   row["num_modes"] = num_modes
   row["hq_target"] = target
   row["all_modes_and_hq_target_seeds"] = int(np.sum((modes == num_modes) & (hq >= target)))
