@@ -429,8 +429,7 @@ def mode_statistics(samples: np.ndarray, data, labels: np.ndarray | None = None
                             "high_quality": float(stats["high_quality"]),
                             "reverse_kl": float(stats["reverse_kl"])}
   if labels is not None:
-    conditional = metrics_lib.conditional_mode_statistics(samples, labels, np.asarray(data.means),
-                                                          data.stds[0])
+    conditional = metrics_lib.mixture_conditional_mode_statistics(samples, labels, data)
     values.update(label_accuracy=float(conditional["label_accuracy"]),
                   label_accuracy_min=float(conditional["label_accuracy_min"]),
                   classes_on_mode=int(conditional["classes_on_mode"]),
@@ -441,5 +440,5 @@ def mode_statistics(samples: np.ndarray, data, labels: np.ndarray | None = None
 
 __all__ = ["ConfigError", "Experiment", "Preempted", "RunError", "build", "build_players",
            "config_differences", "config_from_dict", "config_to_dict", "create_state_from_config",
-           "class_grid_labels", "field", "fixed_noise_samples", "make_optimizer", "mode_statistics", "new_workdir",
-           "record_labels", "resume_step"]
+           "class_grid_labels", "field", "fixed_noise_samples", "make_optimizer",
+           "mode_statistics", "new_workdir", "record_labels", "resume_step"]

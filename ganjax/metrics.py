@@ -96,6 +96,15 @@ def conditional_mode_statistics(samples: jax.typing.ArrayLike, labels: jax.typin
           "label_accuracy_min": jnp.nanmin(per_class), "classes_on_mode": jnp.sum(on_mode)}
 
 
+def mixture_conditional_mode_statistics(samples: jax.typing.ArrayLike,
+                                        labels: jax.typing.ArrayLike,
+                                        mixture) -> dict[str, jax.Array]:
+  """`conditional_mode_statistics` against a Gaussian mixture whose modes share one standard
+  deviation (as `mixture_mode_statistics`): class k is its mode k."""
+  return conditional_mode_statistics(samples, labels, jnp.asarray(mixture.means),
+                                     mixture.stds[0])
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class FeatureStatistics:
   """Mean, unbiased covariance and sample count of a set of features.

@@ -64,8 +64,8 @@ def parse_labels(value: str | None, num: int, num_classes: int):
       raise ValueError("--labels: this run's generator is not class-conditional")
     return None
   if not value:
-    per_class = -(-num // num_classes)
-    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)[:num]
+    from ganjax import experiment as experiment_lib
+    return experiment_lib.class_grid_labels(num_classes, -(-num // num_classes))[:num]
   if value == "turn":
     return np.arange(num, dtype=np.int32) % num_classes
   try:

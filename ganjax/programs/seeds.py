@@ -151,8 +151,7 @@ def _statistics(state: train.GANState, data, num_samples: int
   samples = experiment_lib.fixed_noise_samples(state, num_samples, labels)
   statistics = metrics_lib.mixture_mode_statistics(samples, data)
   if labels is not None:
-    conditional = metrics_lib.conditional_mode_statistics(samples, labels, data.means,
-                                                          data.stds[0])
+    conditional = metrics_lib.mixture_conditional_mode_statistics(samples, labels, data)
     statistics.update(label_accuracy=conditional["label_accuracy"],
                       label_accuracy_min=conditional["label_accuracy_min"],
                       per_class_accuracy=conditional["per_class_accuracy"])
