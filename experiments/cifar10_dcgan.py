@@ -22,6 +22,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   configs.check_argument(arg, __file__, valid=("tiny",))
   config = configs.gan_config(seed=0)
   config.data = data.image_config("cifar10", image_size=32)
+  # Off: DiffAugment with --config.augment.policy=color,translation,cutout --config.augment.p=1,
+  # ADA with --config.augment.policy=bgc --config.augment.target=0.6 (ganjax.augment).
+  config.augment = configs.augment_config()
   config.model = ml_collections.ConfigDict({
       "generator": "dcgan",
       "generator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},

@@ -32,6 +32,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   configs.check_argument(arg, __file__, valid=("tiny",))
   config = configs.gan_config(seed=0)
   config.data = data.image_config("cifar10", image_size=32)
+  # Off: DiffAugment with --config.augment.policy=color,translation,cutout --config.augment.p=1,
+  # ADA with --config.augment.policy=bgc --config.augment.target=0.6 (ganjax.augment).
+  config.augment = configs.augment_config()
   config.conditional = configs.conditional_config(True)
   config.model = ml_collections.ConfigDict({
       "generator": "resnet",

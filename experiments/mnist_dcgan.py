@@ -25,6 +25,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   configs.check_argument(arg, __file__, valid=("tiny",))
   config = configs.gan_config(seed=0)
   config.data = data.image_config("mnist", image_size=28)
+  # Off: DiffAugment with --config.augment.policy=color,translation,cutout --config.augment.p=1,
+  # ADA with --config.augment.policy=bgc --config.augment.target=0.6 (ganjax.augment).
+  config.augment = configs.augment_config()
   config.model = ml_collections.ConfigDict({
       "generator": "dcgan",
       "generator_kwargs": {"image_shape": (28, 28, 1), "base_features": 64},

@@ -27,16 +27,56 @@ TRAIN_DEFAULTS = {"n_critic": 1, "ema_decay": 0.0, "reuse_fakes": False, "parall
 
 def gan_config(seed: int = 0) -> ml_collections.ConfigDict:
   """A config for the GAN trainer (`config.program = 'gan'`) with `seed`, no penalty
-  (`penalty.name = ''`, `penalty.weight = 0.0`; set them for WGAN-GP, R1, ...; and
-  `penalty.orthogonal_weight = 0.0`, BigGAN's orthogonal regularisation of the generator) and
-  no labels (`conditional_config()`)."""
+  (`penalty.name = ''`, `penalty.weight = 0.0`; set them for WGAN-GP, R1, ...; `penalty.every`,
+  lazy regularisation every k discriminator updates; and `penalty.orthogonal_weight = 0.0`,
+  BigGAN's orthogonal regularisation of the generator), no consistency or LeCam regularisation
+  (`regularizer_config()`) and no labels (`conditional_config()`)."""
   config = ml_collections.ConfigDict()
   config.program = "gan"
   config.seed = seed
-  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0,
+  config.penalty = ml_collections.ConfigDict({"name": "", "weight": 0.0, "every": 1,
                                               "orthogonal_weight": 0.0})
+  config.regularizer = regularizer_config()
   config.conditional = conditional_config()
   return config
+
+
+def regularizer_config(*, cr_real: float = 0.0, cr_fake: float = 0.0,
+                       cr_policy: str = "xflip,translation", lecam: float = 0.0,
+                       lecam_decay: float = 0.99) -> ml_collections.ConfigDict:
+  """`config.regularizer`: the discriminator's regularisers beside the penalty (all off by
+  default; `ganjax.regularizers`).
+
+  Args:
+    cr_real: the weight of consistency regularisation on reals (CR, Zhang et al. 2020: 10).
+    cr_fake: on fakes too (balanced CR, Zhao et al. 2021: 10 and 10); image data only.
+    cr_policy: CR's transforms T, a policy of `ganjax.augment` applied with probability 1 (the
+      papers: flips and translations of a few pixels).
+    lecam: the weight of LeCam regularisation (Tseng et al. 2021: 0.3 on CIFAR-10).
+    lecam_decay: the decay of LeCam's moving averages of D's outputs (0.99).
+  """
+  return ml_collections.ConfigDict({"cr_real": cr_real, "cr_fake": cr_fake,
+                                    "cr_policy": cr_policy, "lecam": lecam,
+                                    "lecam_decay": lecam_decay})
+
+
+def augment_config(policy: str = "", *, p: float = 0.0, target: float = 0.0,
+                   speed: int = 500_000, interval: int = 4) -> ml_collections.ConfigDict:
+  """`config.augment`, in every image experiment: differentiable augmentation of the
+  discriminator's real and fake inputs (`ganjax.augment`), off by default.
+
+    --config.augment.policy=color,translation,cutout --config.augment.p=1    DiffAugment
+    --config.augment.policy=bgc --config.augment.target=0.6                 ADA
+
+  Args:
+    policy: comma-separated transforms and presets of `ganjax.augment` ('' : none).
+    p: the probability of each transform, per example (the start when `target` is set).
+    target: ADA's target for r_t = E[sign(D(x))] (0: p stays fixed; the paper: 0.6).
+    speed: images over which ADA's p can go from 0 to 1 (the paper: 500k).
+    interval: discriminator updates between ADA's adjustments (4).
+  """
+  return ml_collections.ConfigDict({"policy": policy, "p": p, "target": target, "speed": speed,
+                                    "interval": interval})
 
 
 def conditional_config(enabled: bool = False, *, fake_labels: str = "uniform",

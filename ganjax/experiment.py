@@ -8,7 +8,10 @@ with `resume_step` whether a workdir is theirs to resume, and report what a user
 user chose, becomes a `RunError` here; anything else is a bug and keeps its traceback.
 
 Config fields read by `build` (an experiment file's `get_config()`):
-  seed; loss; penalty.name, penalty.weight, penalty.orthogonal_weight; conditional.enabled,
+  seed; loss; penalty.name, penalty.weight, penalty.every, penalty.orthogonal_weight;
+  regularizer.cr_real, regularizer.cr_fake, regularizer.cr_policy, regularizer.lecam,
+  regularizer.lecam_decay; augment.policy, augment.p, augment.target, augment.speed,
+  augment.interval (image data only); conditional.enabled,
   conditional.fake_labels, conditional.classifier_weight, conditional.num_classes (`labels`);
   model.generator, model.generator_kwargs,
   model.discriminator, model.discriminator_kwargs, model.latent_dim; optimizer.generator,
@@ -47,7 +50,11 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
 # mean what those runs did.
 ADDED_FIELDS = {"penalty.orthogonal_weight": 0.0, "conditional.enabled": False,
                 "conditional.fake_labels": "uniform", "conditional.classifier_weight": 1.0,
-                "conditional.num_classes": None}
+                "conditional.num_classes": None, "penalty.every": 1,
+                "regularizer.cr_real": 0.0, "regularizer.cr_fake": 0.0,
+                "regularizer.cr_policy": "xflip,translation", "regularizer.lecam": 0.0,
+                "regularizer.lecam_decay": 0.99, "augment.policy": "", "augment.p": 0.0,
+                "augment.target": 0.0, "augment.speed": 500_000, "augment.interval": 4}
 # What a new run may find in its workdir before its first checkpoint: its own lock, the
 # checkpoint folder, and the feature classifier an earlier, interrupted start trained.
 FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
@@ -87,7 +94,7 @@ def field(config: Any, name: str, default: Any = _REQUIRED) -> Any:
 # ----------------------------------------------------------------------------- building
 
 
-def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
+def make_optimizer(config: Mapping[str, Any], lazy_every: int = 1) -> optax.GradientTransformation:
   """An optax optimizer from a config block such as {'name': 'adam', 'learning_rate': 2e-4,
   'b1': 0.5}.
 
@@ -96,11 +103,25 @@ def make_optimizer(config: Mapping[str, Any]) -> optax.GradientTransformation:
   per update of that player: n_critic updates per training step) and stays there (decay_steps 0
   or absent: constant).
 
+  With `lazy_every` k > 1 (lazy regularisation every k updates, `penalty.every`), the learning
+  rate is multiplied by c = k / (k + 1) and Adam's betas raised to the power c
+  (`regularizers.lazy_optimizer_correction`; StyleGAN2's appendix B); other optimizers get the
+  learning rate's correction only.
+
   Raises:
     ConfigError: an unknown optimizer, or settings it does not take.
   """
   config = dict(config)
   name = config.pop("name", "adam")
+  ratio = regularizers.lazy_optimizer_correction(lazy_every)
+  if ratio != 1.0:
+    if "learning_rate" not in config:
+      raise ConfigError("penalty.every > 1 corrects the optimizer's learning_rate, which the "
+                        "optimizer block does not set")
+    config["learning_rate"] = config["learning_rate"] * ratio
+    if name in ("adam", "adamw"):
+      config["b1"] = config.get("b1", 0.9) ** ratio
+      config["b2"] = config.get("b2", 0.999) ** ratio
   clip = config.pop("clip", None)
   decay_steps = config.pop("decay_steps", 0) or 0
   decay_to = config.pop("decay_to", 0.0)
@@ -213,9 +234,23 @@ def build_players(config: Any, check_data: bool = True
       classifier=conditioning if conditioning in losses.CLASSIFIERS else "",
       classifier_weight=float(field(config, "conditional.classifier_weight", 1.0)),
       orthogonal_weight=float(field(config, "penalty.orthogonal_weight", 0.0)),
+      penalty_every=field(config, "penalty.every", 1),
+      augment=field(config, "augment.policy", ""),
+      augment_p=float(field(config, "augment.p", 0.0)),
+      ada_target=float(field(config, "augment.target", 0.0)),
+      ada_speed=float(field(config, "augment.speed", 500_000)),
+      ada_interval=field(config, "augment.interval", 4),
+      cr_real=float(field(config, "regularizer.cr_real", 0.0)),
+      cr_fake=float(field(config, "regularizer.cr_fake", 0.0)),
+      cr_policy=field(config, "regularizer.cr_policy", "xflip,translation"),
+      lecam_weight=float(field(config, "regularizer.lecam", 0.0)),
+      lecam_decay=float(field(config, "regularizer.lecam_decay", 0.99)),
   )
+  if spec.data is not None and (spec.augment or spec.cr_real or spec.cr_fake):
+    raise ConfigError("augment.policy and regularizer.cr_real/cr_fake transform images; data.name "
+                      f"{field(config, 'data.name')!r} is not image data")
   g_tx = make_optimizer(field(config, "optimizer.generator"))
-  d_tx = make_optimizer(field(config, "optimizer.discriminator"))
+  d_tx = make_optimizer(field(config, "optimizer.discriminator"), spec.penalty_every)
   return generator, discriminator, g_tx, d_tx, spec
 
 

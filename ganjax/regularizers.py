@@ -1,6 +1,10 @@
 """Regularisers: the discriminator's (critic's) gradient penalties and weight clipping, and
 BigGAN's orthogonal regularisation of the generator (`orthogonal_penalty`, a function of the
-parameters alone, not of input gradients).
+parameters alone, not of input gradients); for training with little data, consistency
+regularisation (`consistency_penalty`: CR and balanced CR), LeCam regularisation
+(`lecam_penalty`, with its averages' `ema_update`) and the optimizer correction of lazy
+regularisation (`lazy_optimizer_correction`: a penalty every k discriminator updates, StyleGAN2).
+The update (`ganjax.train`) applies these last ones from the fields of `GANSpec`.
 
 Every penalty is a non-negative scalar that the discriminator's loss adds, scaled by the caller,
 and that is minimised with respect to the discriminator's parameters. It is a function of input
@@ -312,6 +316,107 @@ def orthogonal_penalty(params, skip: tuple[str, ...] = ("shared_embedding",)) ->
     off_diagonal = gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))
     total = total + jnp.sum(jnp.square(off_diagonal))
   return total
+
+
+def consistency_penalty(logits: jax.typing.ArrayLike,
+                        augmented_logits: jax.typing.ArrayLike) -> jax.Array:
+  """Consistency regularisation: the discriminator's output should not change under an
+  augmentation T that leaves the image's meaning unchanged.
+
+    penalty = E ||D(T(x)) - D(x)||^2
+
+  with the squared norm over the output's non-batch axes (a scalar per example for one logit).
+  CR (Zhang et al. 2020) applies it to real examples; balanced CR (bCR, Zhao et al. 2021) adds the
+  same term on generated ones with its own weight, so that D is not pulled towards an artefact
+  of the augmentation on one side only. Both arguments are differentiated.
+
+  Args:
+    logits: D(x), shape (batch, ...).
+    augmented_logits: D(T(x)) for the same examples, the same shape.
+
+  Returns:
+    The scalar penalty, without its weight (lambda_real or lambda_fake: 10 in both papers).
+
+  References:
+    Zhang, Zhang, Odena and Lee, 2020, "Consistency Regularization for Generative Adversarial
+    Networks"; Zhao, Zhang, Chen, Singh and Zhang, 2021, "Improved Consistency Regularization
+    for GANs".
+  """
+  difference = jnp.asarray(augmented_logits) - jnp.asarray(logits)
+  return jnp.mean(jnp.sum(jnp.reshape(jnp.square(difference), (difference.shape[0], -1)), -1))
+
+
+def ema_update(average: jax.typing.ArrayLike, value: jax.typing.ArrayLike, decay: float,
+               count: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """One step of a zero-debiased exponential moving average (Adam's bias correction).
+
+    average' = decay * average + (1 - decay) * value,
+    debiased = average' / (1 - decay^count)
+
+  where `count` is the number of values averaged so far, this one included (count >= 1), and the
+  average starts at 0: the debiased value of the first step is the value itself.
+
+  Returns:
+    (average', debiased): the state to keep and the estimate to use.
+  """
+  average = decay * jnp.asarray(average) + (1.0 - decay) * jnp.asarray(value)
+  return average, average / (1.0 - jnp.power(decay, jnp.asarray(count, jnp.float32)))
+
+
+def lecam_penalty(real_logits: jax.typing.ArrayLike, fake_logits: jax.typing.ArrayLike,
+                  real_average: jax.typing.ArrayLike, fake_average: jax.typing.ArrayLike,
+                  one_sided: bool = True) -> jax.Array:
+  """LeCam regularisation: each side's outputs are pulled towards the other side's average.
+
+    penalty = E_x relu(D(x) - alpha_F)^2 + E_z relu(alpha_R - D(G(z)))^2
+
+  where alpha_R and alpha_F are exponential moving averages of the mean of D(x) and of D(G(z))
+  over the discriminator's updates (`ema_update`: decay 0.99, zero-debiased, updated with the
+  current batch before the penalty is taken, as the authors' code does). The paper writes the
+  two terms without the relu, E||D(x) - alpha_F||^2 + E||D(G(z)) - alpha_R||^2
+  (`one_sided=False`); the authors' code (google/lecam-gan, in both its BigGAN and StyleGAN2
+  versions) and StudioGAN keep the relu, which penalises only a real output above the fakes'
+  average and a fake output below the reals' average. For a probability-output loss the outputs
+  are the logits. Bounds the discriminator's predictions to a LeCam divergence between the
+  distributions (Tseng et al. 2021, section 3); the averages are not differentiated.
+
+  Args:
+    real_logits: D(x), shape (batch,) (or (batch, ...)).
+    fake_logits: D(G(z)), the same shape.
+    real_average, fake_average: alpha_R and alpha_F, scalars.
+    one_sided: the authors' relu (default), or the paper's squared distance.
+
+  Returns:
+    The scalar penalty, without its weight (lambda: 0.3 for CIFAR-10 in the paper, 0.01 for
+    the ImageNet-scale runs).
+
+  References:
+    Tseng, Jiang, Liu, Yang and Yang, 2021, "Regularizing Generative Adversarial Networks under
+    Limited Data".
+  """
+  real_gap = jnp.asarray(real_logits) - jax.lax.stop_gradient(fake_average)
+  fake_gap = jax.lax.stop_gradient(real_average) - jnp.asarray(fake_logits)
+  if one_sided:
+    real_gap, fake_gap = jax.nn.relu(real_gap), jax.nn.relu(fake_gap)
+  return jnp.mean(jnp.square(real_gap)) + jnp.mean(jnp.square(fake_gap))
+
+
+def lazy_optimizer_correction(every: int) -> float:
+  """The factor c = k / (k + 1) of lazy regularisation every k updates (Karras et al. 2020,
+  StyleGAN2 appendix B): the regulariser runs as an extra optimizer step every k updates, with
+  its weight multiplied by k, and the optimizer that takes both its steps and the main ones runs
+  with learning rate lr * c and Adam's betas beta^c, so that per k main updates the parameters
+  move as far, and the moment estimates forget as fast, as with k updates of the plain optimizer.
+
+  Args:
+    every: k >= 1 (1: regularised every update, no correction).
+
+  Returns:
+    c, a float in (0, 1) (1.0 for k = 1).
+  """
+  if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+    raise ConfigError(f"penalty.every must be a positive integer, got {every!r}")
+  return 1.0 if every == 1 else every / (every + 1.0)
 
 
 def _adapts(public: Callable[..., jax.Array]) -> Callable[[Penalty], Penalty]:

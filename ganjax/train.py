@@ -25,6 +25,14 @@ labels, like latents, do not depend on the device count or a resume. The generat
 (`conditioning='acgan'` or `'tac'`) returns `(logits, heads)`, and the auxiliary classification
 losses of `ganjax.losses` are added with `GANSpec.classifier_weight`. With `num_classes == 0`
 none of this runs: the update is the unconditional one, number for number.
+
+Little data. With `GANSpec.augment` the discriminator sees its real and fake inputs augmented
+(`ganjax.augment`) in its own update and the fakes in the generator's, whose gradient flows
+through the augmentation; each example's transforms come from its own key, folded with its
+global index like its latent vector. ADA's controller (`GANState.ada`: p, adjusted from the sign
+of D on the augmented reals), LeCam's moving averages (`GANState.lecam`), consistency
+regularisation and lazy penalties (`GANSpec.penalty_every`) are parts of the discriminator's
+update; with none of them set, the update is the plain one, number for number.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ganjax import augment
 from ganjax import compilation
 from ganjax import errors
 from ganjax import losses
@@ -56,6 +65,9 @@ jit = compilation.jit
 # Streams folded into the step key, one per use of randomness.
 _GENERATOR_STREAM, _DISCRIMINATOR_STREAM = 0, 1
 _NOISE, _REAL, _PENALTY, _LABEL = 0, 1, 2, 3
+# Streams of the augmentations: of D's real and fake inputs (and of the penalty's inputs), and the
+# consistency regularisation's own transforms of reals and fakes.
+_AUGMENT_REAL, _AUGMENT_FAKE, _AUGMENT_PENALTY, _CONSISTENCY_REAL, _CONSISTENCY_FAKE = 4, 5, 6, 7, 8
 
 Metrics = dict[str, jax.Array]
 
@@ -93,6 +105,25 @@ class GANSpec:
     classifier_weight: its factor in both players' losses.
     orthogonal_weight: the weight of the orthogonal regularisation of the generator's parameters
       (`ganjax.regularizers.orthogonal_penalty`; BigGAN, Brock et al. 2019: 1e-4; 0: off).
+    penalty_every: lazy regularisation (StyleGAN2): the penalty is taken every this many
+      discriminator updates, as an extra optimizer step with its weight multiplied by it (the
+      optimizer's correction, `regularizers.lazy_optimizer_correction`, is the caller's); 1: in
+      every update's loss.
+    augment: a policy of `ganjax.augment` ('' : none) applied to the discriminator's real and fake
+      inputs in its update and to the fakes in the generator's (the gradient flows through it to
+      G): DiffAugment's 'color,translation,cutout', ADA's 'bgc', ...
+    augment_p: the probability with which each of its transforms is applied to an example (the
+      starting value when `ada_target` is set).
+    ada_target: ADA's target for r_t = E[sign(D(x))] on the augmented reals (0: p stays
+      `augment_p`; the paper: 0.6). Every `ada_interval` discriminator updates p moves by
+      sign(r_t - target) * batch_size * ada_interval / ada_speed, within [0, 1].
+    ada_speed: the number of real images over which p can go from 0 to 1 (the paper: 500k).
+    ada_interval: discriminator updates between adjustments of p (the paper's code: 4).
+    cr_real, cr_fake: weights of the consistency regularisation of D on reals (CR) and on fakes
+      (with cr_real: balanced CR), `regularizers.consistency_penalty`, under the transforms of
+      `cr_policy` (applied with probability 1).
+    lecam_weight: the weight of LeCam regularisation (`regularizers.lecam_penalty`; 0: off), with
+      its averages' decay `lecam_decay`.
   """
   loss: str = "non_saturating"
   latent_dim: int = 128
@@ -111,6 +142,17 @@ class GANSpec:
   classifier: str = ""
   classifier_weight: float = 1.0
   orthogonal_weight: float = 0.0
+  penalty_every: int = 1
+  augment: str = ""
+  augment_p: float = 0.0
+  ada_target: float = 0.0
+  ada_speed: float = 500_000.0
+  ada_interval: int = 4
+  cr_real: float = 0.0
+  cr_fake: float = 0.0
+  cr_policy: str = "xflip,translation"
+  lecam_weight: float = 0.0
+  lecam_decay: float = 0.99
 
   def __post_init__(self):
     losses.get(self.loss)
@@ -127,6 +169,27 @@ class GANSpec:
       if not self.num_classes:
         raise ConfigError(f"the auxiliary classifier {self.classifier!r} needs a class-"
                           "conditional run (num_classes > 0)")
+    regularizers.lazy_optimizer_correction(self.penalty_every)
+    if self.penalty_every > 1 and self.penalty is None:
+      raise ConfigError(f"penalty.every={self.penalty_every} needs a penalty (penalty.name)")
+    augment.parse(self.augment)
+    augment.parse(self.cr_policy, "regularizer.cr_policy")
+    if not 0.0 <= self.augment_p <= 1.0:
+      raise ConfigError(f"augment.p must be in [0, 1], got {self.augment_p}")
+    if self.augment and self.augment_p == 0.0 and self.ada_target == 0.0:
+      raise ConfigError(f"augment.policy {self.augment!r} with augment.p 0 and no augment.target "
+                        "changes nothing: set augment.p (1 for DiffAugment) or augment.target "
+                        "(0.6 for ADA)")
+    if self.ada_target and not self.augment:
+      raise ConfigError("augment.target (ADA) needs augment.policy (ADA's: 'bgc')")
+    if not -1.0 <= self.ada_target < 1.0 or self.ada_speed <= 0 or self.ada_interval < 1:
+      raise ConfigError(f"ADA needs augment.target in [-1, 1), augment.speed > 0 and "
+                        f"augment.interval >= 1, got {self.ada_target}, {self.ada_speed}, "
+                        f"{self.ada_interval}")
+    if min(self.cr_real, self.cr_fake, self.lecam_weight) < 0 or not 0 <= self.lecam_decay < 1:
+      raise ConfigError("regularizer.cr_real, cr_fake and lecam must be >= 0 and lecam_decay in "
+                        f"[0, 1), got {self.cr_real}, {self.cr_fake}, {self.lecam_weight}, "
+                        f"{self.lecam_decay}")
     weights = self.fake_label_weights
     if weights is not None and (len(weights) != self.num_classes or min(weights) < 0
                                 or not np.isclose(sum(weights), 1.0)):
@@ -148,6 +211,11 @@ class GANState(struct.PyTreeNode):
     g_collections, d_collections: Flax collections ('batch_stats': batch-norm statistics and
       spectral-norm power-iteration vectors).
     ema_g_params: exponential moving average of g_params, or None when disabled.
+    ada: ADA's controller, {'p': the augmentation probability, 'signs': the sum of the mean
+      sign(D(x)) of the updates since the last adjustment, 'count': their number}, or None when p
+      is fixed (`GANSpec.ada_target` 0).
+    lecam: LeCam's moving averages of the mean D(x) and D(G(z)) (not debiased), {'real', 'fake'},
+      or None when LeCam regularisation is off.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -159,6 +227,8 @@ class GANState(struct.PyTreeNode):
   g_collections: Any
   d_collections: Any
   ema_g_params: Any
+  ada: Any
+  lecam: Any
   generator: nn.Module = struct.field(pytree_node=False)
   discriminator: nn.Module = struct.field(pytree_node=False)
   g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
@@ -226,6 +296,11 @@ def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Call
         d_collections=d_collections,
         ema_g_params=(jax.tree.map(lambda x: jnp.array(x, copy=True), g_params)
                       if spec.ema_decay > 0 else None),
+        ada=({"p": jnp.asarray(spec.augment_p, jnp.float32),
+              "signs": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.int32)}
+             if spec.ada_target else None),
+        lecam=({"real": jnp.zeros((), jnp.float32), "fake": jnp.zeros((), jnp.float32)}
+               if spec.lecam_weight else None),
         generator=generator,
         discriminator=discriminator,
         g_tx=g_tx,
@@ -372,15 +447,75 @@ def _mean_output(logits: jax.Array, objective: losses.Objective) -> jax.Array:
 
 def _penalty(state: GANState, d_params, d_collections, real, fake, key, axis_name):
   """The discriminator's penalty on (real, fake) = ((x, y), (G(z), y')): the input gradients are
-  taken at fixed labels, the real ones for every penalty but R2 (which is taken on fakes)."""
+  taken at fixed labels, the real ones for every penalty but R2 (which is taken on fakes). With
+  augmentation, D sees its inputs augmented (a draw of their own) and the gradient is taken with
+  respect to the images before it, through the augmentation, as in StyleGAN2-ADA."""
   (real, real_labels), (fake, fake_labels) = real, fake
   labels = fake_labels if state.spec.penalty == "r2" else real_labels
+  augment_key = jax.random.fold_in(key, _AUGMENT_PENALTY)
 
   def disc_fn(x):
     # The penalty's forward pass must not move the collections: its updates are dropped.
+    x = _augment(state, x, augment_key, axis_name)
     return _discriminate(state, d_params, d_collections, x, labels, axis_name)[0]
 
   return regularizers.penalty(state.spec.penalty)(disc_fn, real, fake, key)
+
+
+def augment_probability(state: GANState) -> jax.Array | float:
+  """The probability p of each augmentation: ADA's, from the state, or the spec's fixed one."""
+  return state.spec.augment_p if state.ada is None else state.ada["p"]
+
+
+def _augment(state: GANState, x, key, axis_name, policy: str | None = None, p=None):
+  """`x` (this device's slice of the global batch) augmented with `policy` (the spec's
+  `augment` by default) at probability `p` (`augment_probability` by default), each example
+  from `key` folded with its global index; `x` itself when the policy is empty."""
+  policy = state.spec.augment if policy is None else policy
+  if not policy:
+    return x
+  p = augment_probability(state) if p is None else p
+  first = _shard_index(axis_name) * x.shape[0]
+  return augment.apply(policy, x, key, p, first_index=first)
+
+
+def _consistency(state: GANState, d_params, collections, x, labels, logits, key, axis_name):
+  """CR's penalty ||D(T(x)) - D(x)||^2 on `x` (with its `logits` D(x)), T from the spec's
+  `cr_policy` at probability 1, and D's collections after the extra pass."""
+  transformed = _augment(state, x, key, axis_name, state.spec.cr_policy, 1.0)
+  transformed_logits, _, collections = _discriminate(state, d_params, collections, transformed,
+                                                     labels, axis_name)
+  return regularizers.consistency_penalty(logits, transformed_logits), collections
+
+
+def _lecam(state: GANState, real_logits, fake_logits, axis_name) -> tuple[jax.Array, Any]:
+  """LeCam's penalty on this update's outputs, with its averages first updated with this
+  batch's mean outputs (over the devices), and the averages to keep."""
+  count = state.d_updates + 1
+  means = _pmean(jax.lax.stop_gradient(jnp.stack([jnp.mean(real_logits),
+                                                  jnp.mean(fake_logits)])), axis_name)
+  kept, debiased = {}, {}
+  for index, side in enumerate(("real", "fake")):
+    kept[side], debiased[side] = regularizers.ema_update(state.lecam[side], means[index],
+                                                         state.spec.lecam_decay, count)
+  penalty = regularizers.lecam_penalty(real_logits, fake_logits, debiased["real"],
+                                       debiased["fake"])
+  return penalty, kept
+
+
+def _ada_adjust(state: GANState, real_sign: jax.Array) -> tuple[Any, Metrics]:
+  """ADA's controller after one discriminator update whose augmented reals had mean sign(D(x))
+  `real_sign` (averaged over the devices): the new controller state and its metrics, ada_p (p
+  after this update) and ada_rt (r_t over the updates since the last adjustment)."""
+  spec, ada = state.spec, state.ada
+  signs, count = ada["signs"] + real_sign, ada["count"] + 1
+  r_t = signs / count
+  adjust = count >= spec.ada_interval
+  step = jnp.sign(r_t - spec.ada_target) * (spec.batch_size * spec.ada_interval / spec.ada_speed)
+  p = jnp.where(adjust, jnp.clip(ada["p"] + step, 0.0, 1.0), ada["p"])
+  ada = {"p": p.astype(jnp.float32), "signs": jnp.where(adjust, 0.0, signs),
+         "count": jnp.where(adjust, 0, count).astype(jnp.int32)}
+  return ada, {"ada_p": ada["p"], "ada_rt": r_t}
 
 
 def _classifier(spec: GANSpec) -> losses.Classifier | None:
@@ -426,17 +561,35 @@ def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, k
   classifier = _classifier(spec)
   (real_x, real_labels), (fake_x, fake_labels) = real, fake
   fake_x = jax.lax.stop_gradient(fake_x)
+  real_seen = _augment(state, real_x, jax.random.fold_in(key, _AUGMENT_REAL), axis_name)
+  fake_seen = _augment(state, fake_x, jax.random.fold_in(key, _AUGMENT_FAKE), axis_name)
 
   def loss_fn(d_params):
     real_logits, real_heads, collections = _discriminate(state, d_params, state.d_collections,
-                                                         real_x, real_labels, axis_name)
-    fake_logits, fake_heads, collections = _discriminate(state, d_params, collections, fake_x,
+                                                         real_seen, real_labels, axis_name)
+    fake_logits, fake_heads, collections = _discriminate(state, d_params, collections, fake_seen,
                                                          fake_labels, axis_name)
     loss = objective.discriminator(real_logits, fake_logits)
     metrics = {"d_loss": loss, "d_real": _mean_output(real_logits, objective),
                "d_fake": _mean_output(fake_logits, objective)}
     total = loss
-    if spec.penalty is not None:
+    extra = {}
+    if state.ada is not None:
+      extra["real_sign"] = _pmean(jnp.mean(jnp.sign(jax.lax.stop_gradient(real_logits))),
+                                  axis_name)
+    if state.lecam is not None:
+      lecam, extra["lecam"] = _lecam(state, real_logits, fake_logits, axis_name)
+      metrics["d_lecam"] = lecam
+      total = total + spec.lecam_weight * lecam
+    sides = (("real", spec.cr_real, real_seen, real_labels, real_logits, _CONSISTENCY_REAL),
+             ("fake", spec.cr_fake, fake_seen, fake_labels, fake_logits, _CONSISTENCY_FAKE))
+    for side, weight, x, labels, logits, stream in sides:
+      if weight:
+        consistency, collections = _consistency(state, d_params, collections, x, labels, logits,
+                                                jax.random.fold_in(key, stream), axis_name)
+        metrics[f"d_cr_{side}"] = consistency
+        total = total + weight * consistency
+    if spec.penalty is not None and spec.penalty_every == 1:
       penalty = _penalty(state, d_params, collections, (real_x, real_labels),
                          (fake_x, fake_labels), jax.random.fold_in(key, _PENALTY), axis_name)
       metrics["d_penalty"] = penalty
@@ -448,16 +601,56 @@ def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, k
           jnp.argmax(real_heads["classes"], -1) == real_labels)
       total = total + spec.classifier_weight * class_loss
     metrics["d_total"] = total
-    return total, (metrics, collections)
+    return total, (metrics, collections, extra)
 
-  grads, (metrics, d_collections) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+  grads, (metrics, d_collections, extra) = jax.grad(loss_fn, has_aux=True)(state.d_params)
   grads = _pmean(grads, axis_name)
   updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
   d_params = optax.apply_updates(state.d_params, updates)
   metrics.update(d_grad_norm=optax.tree.norm(grads), d_param_norm=optax.tree.norm(d_params))
+  ada, lecam = state.ada, extra.get("lecam", state.lecam)
+  if ada is not None:
+    ada, ada_metrics = _ada_adjust(state, extra["real_sign"])
+    metrics.update(ada_metrics)
+  lazy_update = state.d_updates
   state = state.replace(d_params=d_params, d_opt_state=d_opt_state, d_updates=state.d_updates + 1,
-                        g_collections=g_collections, d_collections=d_collections)
+                        g_collections=g_collections, d_collections=d_collections, ada=ada,
+                        lecam=lecam)
+  if spec.penalty is not None and spec.penalty_every > 1:
+    state, metrics["d_penalty"] = _lazy_penalty_update(state, lazy_update, real, (fake_x,
+                                                                                  fake_labels),
+                                                       key, axis_name)
   return state, _pmean(metrics, axis_name)
+
+
+def _lazy_penalty_update(state: GANState, update_index, real, fake, key, axis_name
+                         ) -> tuple[GANState, jax.Array]:
+  """Lazy regularisation (Karras et al. 2020, StyleGAN2 section 3.1): on every
+  `penalty_every`-th discriminator update (`update_index` % k == 0) an extra optimizer step on
+  k * weight * penalty alone, on the same real and fake examples; nothing on the others.
+
+  Returns:
+    The state and k * penalty on a regularised update, 0 on the others: over any k consecutive
+    updates its mean is the penalty's, what the eager penalty's mean would be.
+  """
+  spec = state.spec
+  every = spec.penalty_every
+
+  def regularise(state):
+    def loss_fn(d_params):
+      penalty = _penalty(state, d_params, state.d_collections, real, fake,
+                         jax.random.fold_in(key, _PENALTY), axis_name)
+      return every * spec.penalty_weight * penalty, penalty
+
+    grads, penalty = jax.grad(loss_fn, has_aux=True)(state.d_params)
+    grads = _pmean(grads, axis_name)
+    updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
+    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                          d_opt_state=d_opt_state)
+    return state, (every * penalty).astype(jnp.float32)
+
+  return jax.lax.cond(update_index % every == 0, regularise,
+                      lambda state: (state, jnp.zeros((), jnp.float32)), state)
 
 
 def generator_update(state: GANState, batch=None, *, axis_name: str | None = None,
@@ -480,7 +673,7 @@ def generator_update(state: GANState, batch=None, *, axis_name: str | None = Non
   def loss_fn(g_params):
     fake, g_collections = _generate(state, g_params, z, fake_labels, axis_name)
     loss, (metrics, collections) = _generator_loss(state, real_logits, d_collections, fake,
-                                                   fake_labels, axis_name)
+                                                   fake_labels, key, axis_name)
     if state.spec.orthogonal_weight:
       orthogonal = regularizers.orthogonal_penalty(g_params)
       metrics["g_orthogonal"] = orthogonal
@@ -499,7 +692,7 @@ def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key,
   fake, fake_labels = fake
   real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
   fake_grads, (metrics, d_collections) = jax.grad(
-      lambda fake: _generator_loss(state, real_logits, d_collections, fake, fake_labels,
+      lambda fake: _generator_loss(state, real_logits, d_collections, fake, fake_labels, key,
                                    axis_name),
       has_aux=True)(fake)
   grads, = generator_vjp(fake_grads)
@@ -513,11 +706,14 @@ def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key,
                                    axis_name)
 
 
-def _generator_loss(state: GANState, real_logits, d_collections, fake, fake_labels, axis_name):
-  """The generator's loss on `fake` (with labels `fake_labels`) through the current
-  discriminator, with its metrics (g_loss, g_fake, g_classifier) and the discriminator's
-  collections: (loss, (metrics, collections)), as `jax.grad(..., has_aux=True)` takes it."""
+def _generator_loss(state: GANState, real_logits, d_collections, fake, fake_labels, key,
+                    axis_name):
+  """The generator's loss on `fake` (with labels `fake_labels`; augmented first, with the
+  stream of `key`, when the spec augments) through the current discriminator, with its metrics
+  (g_loss, g_fake, g_classifier) and the discriminator's collections: (loss, (metrics,
+  collections)), as `jax.grad(..., has_aux=True)` takes it."""
   objective = losses.get(state.spec.loss)
+  fake = _augment(state, fake, jax.random.fold_in(key, _AUGMENT_FAKE), axis_name)
   fake_logits, fake_heads, collections = _discriminate(state, state.d_params, d_collections,
                                                        fake, fake_labels, axis_name)
   loss = objective.generator(real_logits, fake_logits)
@@ -535,6 +731,7 @@ def _generator_real_logits(state: GANState, batch, key, axis_name, num_shards):
   if not losses.get(state.spec.loss).generator_uses_real:
     return None, state.d_collections
   real, real_labels = _real_batch(state, batch, key, axis_name, num_shards)
+  real = _augment(state, real, jax.random.fold_in(key, _AUGMENT_REAL), axis_name)
   logits, _, collections = _discriminate(state, state.d_params, state.d_collections, real,
                                          real_labels, axis_name)
   return logits, collections

@@ -15,9 +15,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "ganjax"
 LAYERS = (
     ("base", ("ganjax", "ganjax.errors", "ganjax.compilation", "ganjax.paths", "ganjax.cache",
               "ganjax.progress", "ganjax.cli", "ganjax.configs", "ganjax.divergences")),
-    ("library", ("ganjax.losses", "ganjax.regularizers", "ganjax.theory", "ganjax.models",
-                 "ganjax.models.*", "ganjax.data", "ganjax.data.*", "ganjax.metrics",
-                 "ganjax.train", "ganjax.pictures")),
+    ("library", ("ganjax.losses", "ganjax.regularizers", "ganjax.augment", "ganjax.theory",
+                 "ganjax.models", "ganjax.models.*", "ganjax.data", "ganjax.data.*",
+                 "ganjax.metrics", "ganjax.train", "ganjax.pictures")),
     ("evaluation and storage", ("ganjax.image_quality", "ganjax.evaluation", "ganjax.classifier",
                                 "ganjax.checkpoint", "ganjax.workdir")),
     ("experiment", ("ganjax.experiment", "ganjax.loop")),

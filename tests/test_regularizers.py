@@ -311,3 +311,50 @@ def test_a_registered_penalty_is_found_by_name(monkeypatch):
   with pytest.raises(errors.ConfigError, match="valid names: dragan, gradient_penalty, "
                                                "mean_output, r1, r2$"):
     regularizers.penalty("mean")
+
+
+# ----------------------------------------------------------------------------- limited data
+
+
+def test_consistency_penalty_is_the_mean_squared_output_change():
+  rng = np.random.default_rng(0)
+  logits, augmented = rng.normal(size=(2, 16)).astype(np.float32)
+  np.testing.assert_allclose(regularizers.consistency_penalty(logits, augmented),
+                             np.mean((augmented - logits) ** 2), rtol=1e-6)
+  # Outputs with more axes: the squared norm per example, then the mean over examples.
+  logits, augmented = rng.normal(size=(2, 8, 3)).astype(np.float32)
+  np.testing.assert_allclose(regularizers.consistency_penalty(logits, augmented),
+                             np.mean(np.sum((augmented - logits) ** 2, -1)), rtol=1e-6)
+  grads = jax.grad(regularizers.consistency_penalty, argnums=(0, 1))(logits, augmented)
+  np.testing.assert_allclose(grads[1], 2 * (augmented - logits) / 8, rtol=1e-5)
+  np.testing.assert_allclose(grads[0], -grads[1], rtol=1e-6)
+
+
+def test_debiased_moving_average_is_the_geometrically_weighted_mean():
+  """After t values v_1..v_t, the debiased EMA is sum_i decay^(t-i) v_i / sum_i decay^(t-i)."""
+  values = np.array([3.0, -1.0, 0.5, 2.0, 7.0])
+  decay, average = 0.9, 0.0
+  for t, value in enumerate(values, start=1):
+    average, debiased = regularizers.ema_update(average, value, decay, t)
+    weights = decay ** np.arange(t - 1, -1, -1)
+    np.testing.assert_allclose(debiased, np.sum(weights * values[:t]) / weights.sum(), rtol=1e-5)
+  np.testing.assert_allclose(regularizers.ema_update(0.0, 4.0, 0.99, 1)[1], 4.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("one_sided", [True, False])
+def test_lecam_penalty_against_numpy(one_sided):
+  rng = np.random.default_rng(1)
+  real, fake = rng.normal(size=(2, 32)).astype(np.float32)
+  alpha_r, alpha_f = 0.3, -0.2
+  real_gap, fake_gap = real - alpha_f, alpha_r - fake
+  if one_sided:
+    real_gap, fake_gap = np.maximum(real_gap, 0), np.maximum(fake_gap, 0)
+  expected = np.mean(real_gap ** 2) + np.mean(fake_gap ** 2)
+  penalty = regularizers.lecam_penalty(real, fake, alpha_r, alpha_f, one_sided=one_sided)
+  np.testing.assert_allclose(penalty, expected, rtol=1e-6)
+  # The averages are constants of the penalty: no gradient reaches them.
+  grads = jax.grad(regularizers.lecam_penalty, argnums=(2, 3))(real, fake, alpha_r, alpha_f,
+                                                                one_sided)
+  assert grads == (0.0, 0.0)
+  check_grads(lambda r, f: regularizers.lecam_penalty(r, f, alpha_r, alpha_f, one_sided),
+              (real.astype(np.float64), fake.astype(np.float64)), order=1, modes=["rev"])

@@ -49,7 +49,7 @@ from ganjax.experiment import Preempted, RunError
 
 # What the console line shows, when the step has it.
 SHOWN = ("d_loss", "g_loss", "d_real", "d_fake", "modes", "high_quality", "reverse_kl",
-         "label_accuracy", "fid", "kid", "precision", "recall", "accuracy")
+         "label_accuracy", "fid", "kid", "precision", "recall", "accuracy", "ada_p")
 
 
 def run(config, workdir: pathlib.Path) -> dict[str, Any]:
