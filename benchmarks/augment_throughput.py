@@ -5,8 +5,9 @@ augmentation, with DiffAugment and with ADA's pipeline, timed in alternating rou
   python benchmarks/augment_throughput.py [--batch 64] [--steps 10] [--rounds 5]
 
 Variants: none; diffaugment ('color,translation,cutout' at p = 1: every transform on every
-image, as the paper trains); ada_p0.2 and ada_p1 ('bgc' at a fixed p: 0.2 is where ADA's p
-settled on the limited-data digits, 1 is the most it can cost). Each variant's step is compiled
+image, as the paper trains); ada_p0.2 and ada_p1 ('bgc' at a fixed p: about the highest p ADA
+reached on the limited-data digits, and the most). Every transform is computed for every image
+and kept where its draw fires, so the cost does not depend on p. Each variant's step is compiled
 first (`compile_s`), then every round times `--steps` steps of each variant in turn. Prints one
 JSON line per variant: the median ms per step over the rounds, its images per second and the
 median over rounds of the ratio to the unaugmented step of the same round, with the 1-minute
