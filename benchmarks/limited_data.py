@@ -176,8 +176,8 @@ def measure(workdir: pathlib.Path, real: np.ndarray, feature_fn, num_samples: in
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="benchmarks/limited_data")
-  parser.add_argument("--dcgan_steps", type=int, default=500)
-  parser.add_argument("--sngan_steps", type=int, default=250)
+  parser.add_argument("--dcgan_steps", type=int, default=2000)
+  parser.add_argument("--sngan_steps", type=int, default=800)
   parser.add_argument("--width", type=int, default=16)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--num_samples", type=int, default=2000)
