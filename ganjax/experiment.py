@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganjax import configs
 from ganjax import errors
 from ganjax import losses
 from ganjax import metrics as metrics_lib
@@ -51,10 +52,9 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
 ADDED_FIELDS = {"penalty.orthogonal_weight": 0.0, "conditional.enabled": False,
                 "conditional.fake_labels": "uniform", "conditional.classifier_weight": 1.0,
                 "conditional.num_classes": None, "penalty.every": 1,
-                "regularizer.cr_real": 0.0, "regularizer.cr_fake": 0.0,
-                "regularizer.cr_policy": "xflip,translation", "regularizer.lecam": 0.0,
-                "regularizer.lecam_decay": 0.99, "augment.policy": "", "augment.p": 0.0,
-                "augment.target": 0.0, "augment.speed": 500_000, "augment.interval": 4}
+                **{f"regularizer.{name}": value
+                   for name, value in configs.regularizer_config().items()},
+                **{f"augment.{name}": value for name, value in configs.augment_config().items()}}
 # What a new run may find in its workdir before its first checkpoint: its own lock, the
 # checkpoint folder, and the feature classifier an earlier, interrupted start trained.
 FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
@@ -216,6 +216,7 @@ def build_players(config: Any, check_data: bool = True
       "discriminator", d_name, dict(field(config, "model.discriminator_kwargs", {})),
       num_classes, models.DISCRIMINATORS))
   conditioning = getattr(discriminator, "conditioning", "") if num_classes else ""
+  added = lambda name: field(config, name, ADDED_FIELDS[name])  # a field older configs lack
   spec = train.GANSpec(
       loss=field(config, "loss"),
       latent_dim=field(config, "model.latent_dim"),
@@ -234,17 +235,17 @@ def build_players(config: Any, check_data: bool = True
       classifier=conditioning if conditioning in losses.CLASSIFIERS else "",
       classifier_weight=float(field(config, "conditional.classifier_weight", 1.0)),
       orthogonal_weight=float(field(config, "penalty.orthogonal_weight", 0.0)),
-      penalty_every=field(config, "penalty.every", 1),
-      augment=field(config, "augment.policy", ""),
-      augment_p=float(field(config, "augment.p", 0.0)),
-      ada_target=float(field(config, "augment.target", 0.0)),
-      ada_speed=float(field(config, "augment.speed", 500_000)),
-      ada_interval=field(config, "augment.interval", 4),
-      cr_real=float(field(config, "regularizer.cr_real", 0.0)),
-      cr_fake=float(field(config, "regularizer.cr_fake", 0.0)),
-      cr_policy=field(config, "regularizer.cr_policy", "xflip,translation"),
-      lecam_weight=float(field(config, "regularizer.lecam", 0.0)),
-      lecam_decay=float(field(config, "regularizer.lecam_decay", 0.99)),
+      penalty_every=added("penalty.every"),
+      augment=added("augment.policy"),
+      augment_p=float(added("augment.p")),
+      ada_target=float(added("augment.target")),
+      ada_speed=float(added("augment.speed")),
+      ada_interval=added("augment.interval"),
+      cr_real=float(added("regularizer.cr_real")),
+      cr_fake=float(added("regularizer.cr_fake")),
+      cr_policy=added("regularizer.cr_policy"),
+      lecam_weight=float(added("regularizer.lecam")),
+      lecam_decay=float(added("regularizer.lecam_decay")),
   )
   if spec.data is not None and (spec.augment or spec.cr_real or spec.cr_fake):
     raise ConfigError("augment.policy and regularizer.cr_real/cr_fake transform images; data.name "

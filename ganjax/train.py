@@ -604,9 +604,7 @@ def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, k
     return total, (metrics, collections, extra)
 
   grads, (metrics, d_collections, extra) = jax.grad(loss_fn, has_aux=True)(state.d_params)
-  grads = _pmean(grads, axis_name)
-  updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
-  d_params = optax.apply_updates(state.d_params, updates)
+  grads, d_params, d_opt_state = _discriminator_optimizer_step(state, grads, axis_name)
   metrics.update(d_grad_norm=optax.tree.norm(grads), d_param_norm=optax.tree.norm(d_params))
   ada, lecam = state.ada, extra.get("lecam", state.lecam)
   if ada is not None:
@@ -621,6 +619,14 @@ def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, k
                                                                                   fake_labels),
                                                        key, axis_name)
   return state, _pmean(metrics, axis_name)
+
+
+def _discriminator_optimizer_step(state: GANState, grads, axis_name):
+  """D's gradient averaged over the devices, and D's parameters and optimizer state after one
+  step of `d_tx` with it: (grads, d_params, d_opt_state)."""
+  grads = _pmean(grads, axis_name)
+  updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
+  return grads, optax.apply_updates(state.d_params, updates), d_opt_state
 
 
 def _lazy_penalty_update(state: GANState, update_index, real, fake, key, axis_name
@@ -643,11 +649,9 @@ def _lazy_penalty_update(state: GANState, update_index, real, fake, key, axis_na
       return every * spec.penalty_weight * penalty, penalty
 
     grads, penalty = jax.grad(loss_fn, has_aux=True)(state.d_params)
-    grads = _pmean(grads, axis_name)
-    updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
-    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                          d_opt_state=d_opt_state)
-    return state, (every * penalty).astype(jnp.float32)
+    _, d_params, d_opt_state = _discriminator_optimizer_step(state, grads, axis_name)
+    return (state.replace(d_params=d_params, d_opt_state=d_opt_state),
+            (every * penalty).astype(jnp.float32))
 
   return jax.lax.cond(update_index % every == 0, regularise,
                       lambda state: (state, jnp.zeros((), jnp.float32)), state)
