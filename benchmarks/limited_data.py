@@ -68,6 +68,30 @@ IGNORED = "# written by benchmarks/limited_data.py: only the results are kept\n*
           "!.gitignore\n!results.json\n!results.md\n"
 
 
+def open_results(args, settings: tuple[str, ...], ignored: str, **empty
+                 ) -> tuple[pathlib.Path, pathlib.Path, dict]:
+  """(out, out/results.json, the results so far) of a resumable benchmark: `args.out` created
+  with a .gitignore of `ignored`; the results of an earlier start when its `settings` (names of
+  `args`) are these (else the process exits naming the differences), or new ones holding the
+  settings, `empty` and no runs."""
+  out = pathlib.Path(args.out).resolve()
+  out.mkdir(parents=True, exist_ok=True)
+  if not (out / ".gitignore").exists():
+    (out / ".gitignore").write_text(ignored)
+  values = {key: getattr(args, key) for key in settings}
+  results_path = out / "results.json"
+  if not results_path.exists():
+    return out, results_path, {**values, **empty, "runs": {}}
+  results = json.loads(results_path.read_text())
+  changed = [key for key in settings if results.get(key) != values[key]]
+  if changed:
+    differences = ", ".join(f"{key} {results.get(key)} there, {values[key]} here"
+                            for key in changed)
+    sys.exit(f"error: {results_path} holds runs of other settings ({differences}); pass "
+             "those or another --out")
+  return out, results_path, results
+
+
 def folder_for(out: pathlib.Path, size: int, fraction: float) -> pathlib.Path:
   return out / (f"digits{size}" if fraction == 1.0 else f"digits{size}_{round(fraction * 100)}")
 
@@ -199,21 +223,7 @@ def main() -> None:
     if unknown:
       parser.error(f"--{name}: {unknown[0]} is not one of {', '.join(map(str, valid))}")
 
-  out = pathlib.Path(args.out).resolve()
-  out.mkdir(parents=True, exist_ok=True)
-  if not (out / ".gitignore").exists():
-    (out / ".gitignore").write_text(IGNORED)
-  settings = {key: getattr(args, key) for key in SETTINGS}
-  results_path = out / "results.json"
-  results = {**settings, "classifiers": {}, "runs": {}}
-  if results_path.exists():
-    results = json.loads(results_path.read_text())
-    changed = [key for key in SETTINGS if results.get(key) != settings[key]]
-    if changed:
-      differences = ", ".join(f"{key} {results.get(key)} there, {settings[key]} here"
-                              for key in changed)
-      sys.exit(f"error: {results_path} holds runs of other settings ({differences}); pass "
-               "those or another --out")
+  out, results_path, results = open_results(args, SETTINGS, IGNORED, classifiers={})
 
   real, features = {}, {}  # per image size: all the digits, the classifier's feature function
   for model in models:

@@ -37,6 +37,9 @@ Behaviour, and the Orbax machinery behind it (orbax-checkpoint 0.12):
   tree that does not match the state it is restored into) raises `CheckpointError` with a one-line
   message naming the step and the directory; for a mismatch it also names the first differing
   leaf and both shapes. A damaged checkpoint is reported, never skipped or replaced silently.
+* A state field added after a checkpoint was written (such as `GANState.path_length`), None in
+  a state whose part is off, is restored as None from a checkpoint that lacks it, so older runs
+  resume; a state that has the part on reports the missing leaf.
 * Multi-process (multi-host) runs: every process must create the `Checkpointer` and call `save`,
   `restore`, `read_config`, `wait` and `close` alike, in the same order. Orbax synchronises the
   processes and divides the work itself (each process writes the shards of the arrays it holds;
@@ -46,6 +49,7 @@ Behaviour, and the Orbax machinery behind it (orbax-checkpoint 0.12):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from typing import Any, Mapping
@@ -303,14 +307,38 @@ class Checkpointer:
     step = self._resolve_step(step)
     target = jax.tree.map(_abstract_leaf, abstract_state)
     self._check_compatible(step, target)
-    args = ocp.args.Composite(**{STATE: ocp.args.StandardRestore(target),
+    # A state field that is None (a part that is off) and that a checkpoint written before the
+    # field existed lacks: the rest is restored as a dict of fields, and the field stays None.
+    absent = self._absent_none_fields(step, target)
+    fields = None
+    if absent:
+      fields = {name: getattr(target, name) for name in _pytree_fields(target)
+                if name not in absent}
+    args = ocp.args.Composite(**{STATE: ocp.args.StandardRestore(
+                                     target if fields is None else fields),
                                  CONFIG: ocp.args.JsonRestore(),
                                  DATA: ocp.args.JsonRestore()})
     try:
       restored = self._manager.restore(step, args=args)
     except Exception as error:  # pylint: disable=broad-except
       raise self._error(step, "could not be restored (damaged or incomplete)", error) from None
-    return restored[STATE], restored[CONFIG], restored[DATA]
+    state = restored[STATE] if fields is None else target.replace(**restored[STATE])
+    return state, restored[CONFIG], restored[DATA]
+
+  def _absent_none_fields(self, step: int, target: Any) -> set[str]:
+    """The names of `target`'s dataclass fields that are None and that the checkpoint's stored
+    tree does not have (empty when either is not a mapping of fields)."""
+    if not dataclasses.is_dataclass(target):
+      return set()
+    try:
+      stored = self._manager.metadata(step).item_metadata[STATE]
+    except Exception:  # pylint: disable=broad-except
+      return set()
+    stored = getattr(stored, "tree", stored)
+    if not isinstance(stored, Mapping):
+      return set()
+    return {name for name in _pytree_fields(target)
+            if getattr(target, name) is None and name not in stored}
 
   def read_config(self, step: int | None = None) -> dict | None:
     """The config saved with `step` (the latest when None), without reading any array; None
@@ -364,6 +392,12 @@ def _without_read_only_warning():
     yield
   finally:
     logger.removeFilter(keep)
+
+
+def _pytree_fields(node: Any) -> list[str]:
+  """The names of a dataclass pytree node's fields that are pytree children (not static)."""
+  return [field.name for field in dataclasses.fields(node)
+          if field.metadata.get("pytree_node", True)]
 
 
 def _abstract_leaf(leaf: Any) -> Any:

@@ -19,10 +19,11 @@ from typing import Any, Sequence
 
 import ml_collections
 
-# The defaults of the train block: one discriminator update per step, no EMA, fresh fakes for
-# the generator, one device, the latest 3 checkpoints, no profile.
+# The defaults of the train block: one discriminator update per step, no EMA (ema_decay, or
+# StyleGAN2's half-life in thousands of images ema_kimg with its ramp-up ema_rampup), fresh fakes
+# for the generator, one device, the latest 3 checkpoints, no profile.
 TRAIN_DEFAULTS = {"n_critic": 1, "ema_decay": 0.0, "reuse_fakes": False, "parallel": "none",
-                  "keep_checkpoints": 3, "profile_steps": 0}
+                  "keep_checkpoints": 3, "profile_steps": 0, "ema_kimg": 0.0, "ema_rampup": 0.0}
 
 
 def gan_config(seed: int = 0) -> ml_collections.ConfigDict:
@@ -43,7 +44,9 @@ def gan_config(seed: int = 0) -> ml_collections.ConfigDict:
 
 def regularizer_config(*, cr_real: float = 0.0, cr_fake: float = 0.0,
                        cr_policy: str = "xflip,translation", lecam: float = 0.0,
-                       lecam_decay: float = 0.99) -> ml_collections.ConfigDict:
+                       lecam_decay: float = 0.99, path_length: float = 0.0,
+                       path_length_decay: float = 0.01, path_length_shrink: int = 2,
+                       path_length_every: int = 4) -> ml_collections.ConfigDict:
   """`config.regularizer`: the discriminator's regularisers beside the penalty (all off by
   default; `ganjax.regularizers`).
 
@@ -54,10 +57,17 @@ def regularizer_config(*, cr_real: float = 0.0, cr_fake: float = 0.0,
       papers: flips and translations of a few pixels).
     lecam: the weight of LeCam regularisation (Tseng et al. 2021: 0.3 on CIFAR-10).
     lecam_decay: the decay of LeCam's moving averages of D's outputs (0.99).
+    path_length: the weight of StyleGAN2's path-length regularisation of a style-based generator
+      (Karras et al. 2020: 2), taken every `path_length_every` generator updates (4) on
+      batch / `path_length_shrink` latents (2), its mean length decayed by `path_length_decay`
+      (0.01); the generator's Adam is corrected for the interval as for `penalty.every`.
   """
   return ml_collections.ConfigDict({"cr_real": cr_real, "cr_fake": cr_fake,
                                     "cr_policy": cr_policy, "lecam": lecam,
-                                    "lecam_decay": lecam_decay})
+                                    "lecam_decay": lecam_decay, "path_length": path_length,
+                                    "path_length_decay": path_length_decay,
+                                    "path_length_shrink": path_length_shrink,
+                                    "path_length_every": path_length_every})
 
 
 def augment_config(policy: str = "", *, p: float = 0.0, target: float = 0.0,
@@ -106,8 +116,9 @@ def train_config(*, steps: int, batch_size: int, log_every: int, checkpoint_ever
     steps: training steps (generator updates).
     batch_size: the global batch.
     log_every, checkpoint_every, sample_every: periods in steps (0: never).
-    **fields: other fields of the block (n_critic, ema_decay, reuse_fakes, parallel,
-      keep_checkpoints, profile_steps, critic_warmup), replacing the defaults.
+    **fields: other fields of the block (n_critic, ema_decay, ema_kimg, ema_rampup,
+      reuse_fakes, parallel, keep_checkpoints, profile_steps, critic_warmup), replacing the
+      defaults.
 
   Raises:
     ValueError: a field the train block does not have.
@@ -163,3 +174,71 @@ def check_argument(arg: str | None, file: str, valid: Sequence[str]) -> None:
   if arg is not None and arg not in valid:
     name = f"experiments/{os.path.basename(file)}"
     raise ValueError(f"unknown argument {arg!r} for {name}; valid: {', '.join(valid)}")
+
+
+def stylegan2_model(*, resolution: int, channels: int = 3, latent_dim: int = 512,
+                    w_dim: int = 512, mapping_layers: int = 8, channel_base: int = 32768,
+                    channel_max: int = 512, style_mixing: float = 0.9,
+                    architecture: str = "resnet", mbstd_group: int = 4
+                    ) -> ml_collections.ConfigDict:
+  """`config.model` of a StyleGAN2 experiment (`ganjax.models.stylegan2`): the generator and
+  discriminator of images of `channels` channels at `resolution`, with min(channel_base / r,
+  channel_max) channels of features at resolution r (config F: 32768 and 512), `mapping_layers`
+  mapping layers from a z of `latent_dim` to a w of `w_dim`, style mixing with probability
+  `style_mixing` in training, D's `architecture` ('resnet': config F; 'orig': the ADA code's
+  CIFAR-10 D) and minibatch-stddev group `mbstd_group`."""
+  shared = {"resolution": resolution, "channels": channels, "channel_base": channel_base,
+            "channel_max": channel_max}
+  return ml_collections.ConfigDict({
+      "generator": "stylegan2",
+      "generator_kwargs": {**shared, "w_dim": w_dim, "mapping_layers": mapping_layers,
+                           "style_mixing": style_mixing},
+      "discriminator": "stylegan2",
+      "discriminator_kwargs": {**shared, "architecture": architecture,
+                               "mbstd_group": mbstd_group},
+      "latent_dim": latent_dim,
+  })
+
+
+def stylegan2_optimizers(learning_rate: float) -> ml_collections.ConfigDict:
+  """`config.optimizer` of a StyleGAN2 experiment: Adam with `learning_rate`, betas (0, 0.99)
+  and eps 1e-8 for both players (the ADA code's); the lazy regularisers' corrections
+  (`penalty.every`, `regularizer.path_length_every`) are applied when the run builds them."""
+  adam = {"name": "adam", "learning_rate": learning_rate, "b1": 0.0, "b2": 0.99, "eps": 1e-8}
+  return ml_collections.ConfigDict({"generator": dict(adam), "discriminator": dict(adam)})
+
+
+def shrink_stylegan2(config: ml_collections.ConfigDict) -> None:
+  """The `:tiny` variant of a StyleGAN2 experiment (`shrink_images` with channels of at most 16,
+  a w of 16 dimensions and 2 mapping layers)."""
+  shrink_images(config, width=16, widths=("model.generator_kwargs.channel_max",
+                                          "model.discriminator_kwargs.channel_max"),
+                **{"model.generator_kwargs.channel_base": 128,
+                   "model.discriminator_kwargs.channel_base": 128,
+                   "model.generator_kwargs.w_dim": 16,
+                   "model.generator_kwargs.mapping_layers": 2})
+
+
+def stylegan2_config_f(data_config: ml_collections.ConfigDict, *, resolution: int,
+                       batch_size: int = 32, kimg: int = 25_000) -> ml_collections.ConfigDict:
+  """A StyleGAN2 config F experiment (Karras et al. 2020; NVlabs/stylegan2-ada-pytorch
+  `train.py --cfg=stylegan2`) on `data_config` at `resolution`: 512 channels up to 64x64 (then
+  channel_base / r), an 8-layer mapping network, style mixing 0.9, the residual discriminator
+  with minibatch-stddev groups of 4, the non-saturating loss, lazy R1 every 16 discriminator
+  updates with the ADA code's gamma = 0.0002 r^2 / batch, path-length regularisation (weight 2,
+  every 4 generator updates), Adam with learning rate 0.002 and betas (0, 0.99), an EMA
+  generator with a half-life of 10 kimg, `kimg` thousand images; ADA off (`augment_config()`).
+  The experiment file adds its `eval` block."""
+  config = gan_config(seed=0)
+  config.data = data_config
+  config.augment = augment_config()
+  config.model = stylegan2_model(resolution=resolution)
+  config.loss = "non_saturating"
+  gamma = 0.0002 * resolution**2 / batch_size
+  config.penalty.update({"name": "r1", "weight": gamma / 2, "every": 16})
+  config.regularizer = regularizer_config(path_length=2.0)
+  config.optimizer = stylegan2_optimizers(0.002)
+  config.train = train_config(steps=kimg * 1000 // batch_size, batch_size=batch_size,
+                              ema_kimg=10.0, log_every=100, checkpoint_every=5000,
+                              sample_every=1000)
+  return config

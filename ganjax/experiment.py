@@ -10,14 +10,16 @@ user chose, becomes a `RunError` here; anything else is a bug and keeps its trac
 Config fields read by `build` (an experiment file's `get_config()`):
   seed; loss; penalty.name, penalty.weight, penalty.every, penalty.orthogonal_weight;
   regularizer.cr_real, regularizer.cr_fake, regularizer.cr_policy, regularizer.lecam,
-  regularizer.lecam_decay; augment.policy, augment.p, augment.target, augment.speed,
+  regularizer.lecam_decay, regularizer.path_length (and its decay, shrink, every);
+  augment.policy, augment.p, augment.target, augment.speed,
   augment.interval (image data only); conditional.enabled,
   conditional.fake_labels, conditional.classifier_weight, conditional.num_classes (`labels`);
   model.generator, model.generator_kwargs,
   model.discriminator, model.discriminator_kwargs, model.latent_dim; optimizer.generator,
   optimizer.discriminator (`make_optimizer`); train.steps, train.batch_size, train.n_critic,
-  train.ema_decay, train.reuse_fakes, train.parallel, train.critic_warmup (steps, n_critic,
-  every); data.name and data.kwargs (toy data) or the image fields of `ganjax.data.images`.
+  train.ema_decay, train.ema_kimg, train.ema_rampup, train.reuse_fakes, train.parallel,
+  train.critic_warmup (steps, n_critic, every); data.name and data.kwargs (toy data) or the
+  image fields of `ganjax.data.images`.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import pathlib
 from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -54,7 +57,9 @@ ADDED_FIELDS = {"penalty.orthogonal_weight": 0.0, "conditional.enabled": False,
                 "conditional.num_classes": None, "penalty.every": 1,
                 **{f"regularizer.{name}": value
                    for name, value in configs.regularizer_config().items()},
-                **{f"augment.{name}": value for name, value in configs.augment_config().items()}}
+                **{f"augment.{name}": value for name, value in configs.augment_config().items()},
+                **{f"train.{name}": configs.TRAIN_DEFAULTS[name]
+                   for name in ("ema_kimg", "ema_rampup")}}
 # What a new run may find in its workdir before its first checkpoint: its own lock, the
 # checkpoint folder, and the feature classifier an earlier, interrupted start trained.
 FIRST_FILES = (workdir_lib.LOCK_FILE, "checkpoints", "classifier.msgpack")
@@ -116,7 +121,7 @@ def make_optimizer(config: Mapping[str, Any], lazy_every: int = 1) -> optax.Grad
   ratio = regularizers.lazy_optimizer_correction(lazy_every)
   if ratio != 1.0:
     if "learning_rate" not in config:
-      raise ConfigError("penalty.every > 1 corrects the optimizer's learning_rate, which the "
+      raise ConfigError("lazy regularisation corrects the optimizer's learning_rate, which the "
                         "optimizer block does not set")
     config["learning_rate"] = config["learning_rate"] * ratio
     if name in ("adam", "adamw"):
@@ -246,11 +251,18 @@ def build_players(config: Any, check_data: bool = True
       cr_policy=added("regularizer.cr_policy"),
       lecam_weight=float(added("regularizer.lecam")),
       lecam_decay=float(added("regularizer.lecam_decay")),
+      ema_kimg=float(added("train.ema_kimg")),
+      ema_rampup=float(added("train.ema_rampup")),
+      path_length_weight=float(added("regularizer.path_length")),
+      path_length_decay=float(added("regularizer.path_length_decay")),
+      path_length_shrink=added("regularizer.path_length_shrink"),
+      path_length_every=added("regularizer.path_length_every"),
   )
   if spec.data is not None and (spec.augment or spec.cr_real or spec.cr_fake):
     raise ConfigError("augment.policy and regularizer.cr_real/cr_fake transform images; data.name "
                       f"{field(config, 'data.name')!r} is not image data")
-  g_tx = make_optimizer(field(config, "optimizer.generator"))
+  g_tx = make_optimizer(field(config, "optimizer.generator"),
+                        spec.path_length_every if spec.path_length_weight else 1)
   d_tx = make_optimizer(field(config, "optimizer.discriminator"), spec.penalty_every)
   return generator, discriminator, g_tx, d_tx, spec
 
@@ -440,13 +452,27 @@ def resume_step(workdir: pathlib.Path, checkpoints, config_json: dict[str, Any])
 # ----------------------------------------------------------------------------- samples
 
 
-def fixed_noise_samples(state: train.GANState, num: int,
-                        labels: jax.Array | None = None) -> jax.Array:
+def fixed_noise_samples(state: train.GANState, num: int, labels: jax.Array | None = None,
+                        batch_size: int | None = None) -> jax.Array:
   """`num` samples from the run's fixed noise (the same latents at every step and on resume):
   what sample pictures, periodic evaluation and summary.json show. A class-conditional
   generator makes them for `labels` (default: the classes in turn, `train.default_labels`).
-  Jit- and vmap-able."""
-  return train.sample(state, num, jax.random.fold_in(state.key, SAMPLE_STREAM), labels)
+  With `batch_size`, the generator runs jitted on that many latents at a time (what a large
+  image generator needs to fit in memory); without, on all of them at once. Jit- and
+  vmap-able."""
+  key = jax.random.fold_in(state.key, SAMPLE_STREAM)
+  if batch_size is None or num <= batch_size:
+    return train.sample(state, num, key, labels)
+  z = jax.random.normal(key, (num, state.spec.latent_dim))  # the latents `train.sample` draws
+  if labels is None:
+    labels = train.default_labels(state, num)
+  return jnp.concatenate([
+      _generate(state, z[start:start + batch_size],
+                None if labels is None else labels[start:start + batch_size])
+      for start in range(0, num, batch_size)])
+
+
+_generate = train.jit(train.generate)
 
 
 def class_grid_labels(num_classes: int, per_class: int) -> np.ndarray:

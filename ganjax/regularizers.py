@@ -3,7 +3,9 @@ BigGAN's orthogonal regularisation of the generator (`orthogonal_penalty`, a fun
 parameters alone, not of input gradients); for training with little data, consistency
 regularisation (`consistency_penalty`: CR and balanced CR), LeCam regularisation
 (`lecam_penalty`, with its averages' `ema_update`) and the optimizer correction of lazy
-regularisation (`lazy_optimizer_correction`: a penalty every k discriminator updates, StyleGAN2).
+regularisation (`lazy_optimizer_correction`: a penalty every k discriminator updates, StyleGAN2);
+and StyleGAN2's path-length regularisation of a style-based generator (`path_lengths`,
+`path_length_penalty`).
 The update (`ganjax.train`) applies these last ones from the fields of `GANSpec`.
 
 Every penalty is a non-negative scalar that the discriminator's loss adds, scaled by the caller,
@@ -401,7 +403,7 @@ def lecam_penalty(real_logits: jax.typing.ArrayLike, fake_logits: jax.typing.Arr
   return jnp.mean(jnp.square(real_gap)) + jnp.mean(jnp.square(fake_gap))
 
 
-def lazy_optimizer_correction(every: int) -> float:
+def lazy_optimizer_correction(every: int, field: str = "penalty.every") -> float:
   """The factor c = k / (k + 1) of lazy regularisation every k updates (Karras et al. 2020,
   StyleGAN2 appendix B): the regulariser runs as an extra optimizer step every k updates, with
   its weight multiplied by k, and the optimizer that takes both its steps and the main ones runs
@@ -410,13 +412,44 @@ def lazy_optimizer_correction(every: int) -> float:
 
   Args:
     every: k >= 1 (1: regularised every update, no correction).
+    field: the config field that set it, named in the error.
 
   Returns:
     c, a float in (0, 1) (1.0 for k = 1).
   """
   if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-    raise ConfigError(f"penalty.every must be a positive integer, got {every!r}")
+    raise ConfigError(f"{field} must be a positive integer, got {every!r}")
   return 1.0 if every == 1 else every / (every + 1.0)
+
+
+def path_lengths(synthesize: Callable[[jax.Array], jax.Array], ws: jax.Array,
+                 keys: jax.Array) -> jax.Array:
+  """The lengths ||J_w^T y||_2 / sqrt(num_ws) of StyleGAN2's path-length regularisation
+  (Karras et al. 2020, section 3.2): J_w the Jacobian of example i's image with respect to its
+  intermediate latents w_i, y a random image-space direction with N(0, 1 / (H * W)) entries
+  (the reference's normalisation by the image's pixel count), one per example, from `keys[i]`.
+
+  Args:
+    synthesize: ws -> images, (batch, num_ws, w_dim) -> (batch, H, W, C), examples independent.
+    ws: (batch, num_ws, w_dim) intermediate latents.
+    keys: (batch, 2) raw PRNG keys, one per example, of the directions y.
+
+  Returns:
+    (batch,) lengths: sqrt(mean over the num_ws rows of sum over w_dim of (J_w^T y)^2), as the
+    reference computes them (pl_grads.square().sum(2).mean(1).sqrt()).
+  """
+  images, pullback = jax.vjp(synthesize, ws)
+  height, width = images.shape[1:3]
+  directions = jax.vmap(lambda key: jax.random.normal(key, images.shape[1:], images.dtype))(keys)
+  grads, = pullback(directions / jnp.sqrt(height * width).astype(images.dtype))
+  return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads.astype(jnp.float32)), axis=-1), axis=-1))
+
+
+def path_length_penalty(lengths: jax.typing.ArrayLike, mean: jax.typing.ArrayLike) -> jax.Array:
+  """StyleGAN2's path-length penalty E[(||J_w^T y|| - a)^2] of `path_lengths` and their running
+  mean a (the caller's, not differentiated)."""
+  lengths = jnp.asarray(lengths, jnp.float32)
+  return jnp.mean(jnp.square(lengths - jax.lax.stop_gradient(mean)))
 
 
 def _adapts(public: Callable[..., jax.Array]) -> Callable[[Penalty], Penalty]:

@@ -6,6 +6,11 @@ array; `--grid=<file.png>` also writes a picture of them (an image grid, or the 
 true density for toy data). A class-conditional generator makes them for `--labels` (by default
 num / K of each class, class by class, so that the grid has one row per class), written beside
 them as <out>_labels.npy.
+
+A style-based generator (stylegan2) also takes `--truncation=psi` (the truncation trick: each w
+moved towards the tracked average w_avg, w_avg + psi (w - w_avg); 0.7 is StyleGAN's picture
+setting) and `--interpolate=S`: --num rows of S images along straight lines in w between two
+latents each, written as an array (num, S, H, W, C) and a grid S images wide.
 """
 import re
 import sys
@@ -31,9 +36,10 @@ def load_state(workdir, step=None):
 
 
 def generate(state, num: int, seed: int = 0, use_ema: bool = True, batch_size: int = 1000,
-             labels=None):
+             labels=None, truncation: float = 1.0):
   """`num` samples in batches, as a numpy array; a class-conditional generator makes sample i
-  for `labels[i]` (default: the classes in turn)."""
+  for `labels[i]` (default: the classes in turn); a style-based one truncates its w by
+  `truncation` (1: none)."""
   import jax
   import numpy as np
 
@@ -44,9 +50,24 @@ def generate(state, num: int, seed: int = 0, use_ema: bool = True, batch_size: i
     labels = train.default_labels(state, num)
   parts = [np.asarray(train.sample(
       state, min(batch_size, num - start), jax.random.fold_in(key, start),
-      None if labels is None else labels[start:start + batch_size], use_ema=use_ema))
-           for start in range(0, num, batch_size)]
+      None if labels is None else labels[start:start + batch_size], use_ema=use_ema,
+      truncation_psi=truncation)) for start in range(0, num, batch_size)]
   return np.concatenate(parts)
+
+
+def interpolate(state, num: int, steps: int, seed: int = 0, use_ema: bool = True, labels=None,
+                truncation: float = 1.0):
+  """`num` rows of `steps` images along lines in w between two latents per row (drawn with
+  `seed`; row i for `labels[i]` when class-conditional), as a numpy array (num, steps, ...)."""
+  import jax
+  import numpy as np
+
+  from ganjax import train
+
+  z_from, z_to = jax.random.normal(jax.random.PRNGKey(seed), (2, num, state.spec.latent_dim))
+  if labels is None:
+    labels = train.default_labels(state, num)
+  return np.asarray(train.interpolate(state, z_from, z_to, steps, labels, use_ema, truncation))
 
 
 def parse_labels(value: str | None, num: int, num_classes: int):
@@ -77,6 +98,21 @@ def parse_labels(value: str | None, num: int, num_classes: int):
   return np.resize(classes, num)
 
 
+def check_style_flags(state, truncation: float, interpolate: int) -> None:
+  """Raises a one-line ValueError for --truncation or --interpolate that the run's generator or
+  the values do not allow."""
+  from ganjax import train
+
+  import math
+
+  if not math.isfinite(truncation):
+    raise ValueError(f"--truncation must be a finite number, got {truncation}")
+  train.check_truncation(state, truncation)
+  if interpolate and (interpolate < 2 or not train.style_based(state.generator)):
+    raise ValueError("--interpolate needs S >= 2 and a style-based generator (stylegan2), got "
+                     f"{interpolate} and {type(state.generator).__name__}")
+
+
 def _define_flags() -> None:
   """The command's flags, defined only when it runs as a program (`ganjax.evaluate` imports
   this module and defines flags of the same names)."""
@@ -91,6 +127,12 @@ def _define_flags() -> None:
                       "classes repeated in turn ('3' or '0,5'), or 'turn' for every class in "
                       "turn; default: num / K samples of each class, class by class (the "
                       "grid's rows). Written beside --out as <out>_labels.npy.")
+  flags.DEFINE_float("truncation", 1.0, "The truncation trick of a style-based generator "
+                     "(stylegan2): w_avg + psi (w - w_avg); 1: none, 0.7: "
+                     "StyleGAN's pictures.")
+  flags.DEFINE_integer("interpolate", 0, "With S >= 2 (style-based generators): --num rows of "
+                       "S images along lines in w between two latents each; --out holds "
+                       "(num, S, H, W, C) and the grid is S images wide.")
   flags.mark_flags_as_required(["workdir", "out"])
 
 
@@ -106,9 +148,21 @@ def main(argv):
   try:
     state, _ = load_state(FLAGS.workdir, FLAGS.step)
     labels = parse_labels(FLAGS.labels, FLAGS.num, state.spec.num_classes)
+    check_style_flags(state, FLAGS.truncation, FLAGS.interpolate)
   except (experiment_lib.RunError, checkpoint_lib.CheckpointError, ValueError) as error:
     sys.exit(f"error: {error}")
-  samples = generate(state, FLAGS.num, FLAGS.seed, FLAGS.ema, labels=labels)
+  if FLAGS.interpolate:
+    rows = interpolate(state, FLAGS.num, FLAGS.interpolate, FLAGS.seed, FLAGS.ema, labels,
+                       FLAGS.truncation)
+    np.save(FLAGS.out, rows)
+    print(f"wrote {rows.shape[0]} interpolations of {rows.shape[1]} images of shape "
+          f"{rows.shape[2:]} to {FLAGS.out}")
+    if FLAGS.grid:
+      pictures.save_samples(FLAGS.grid, rows.reshape(-1, *rows.shape[2:]), None,
+                            columns=FLAGS.interpolate)
+    return
+  samples = generate(state, FLAGS.num, FLAGS.seed, FLAGS.ema, labels=labels,
+                     truncation=FLAGS.truncation)
   np.save(FLAGS.out, samples)
   written = f"wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to {FLAGS.out}"
   if labels is not None:

@@ -68,6 +68,11 @@ _NOISE, _REAL, _PENALTY, _LABEL = 0, 1, 2, 3
 # Streams of the augmentations: of D's real and fake inputs (and of the penalty's inputs), and the
 # consistency regularisation's own transforms of reals and fakes.
 _AUGMENT_REAL, _AUGMENT_FAKE, _AUGMENT_PENALTY, _CONSISTENCY_REAL, _CONSISTENCY_FAKE = 4, 5, 6, 7, 8
+# Streams of a style-based generator's per-example keys (its noise inputs and style mixing) and of
+# the path-length regularisation's latents, keys and image-space directions.
+_SYNTHESIS, _PATH_LENGTH = 9, 10
+# The key from which `generate` derives a style-based generator's noise for each latent vector.
+_SAMPLE_NOISE = 0x401CE
 
 Metrics = dict[str, jax.Array]
 
@@ -124,6 +129,17 @@ class GANSpec:
       `cr_policy` (applied with probability 1).
     lecam_weight: the weight of LeCam regularisation (`regularizers.lecam_penalty`; 0: off), with
       its averages' decay `lecam_decay`.
+    ema_kimg: the EMA generator's half-life in thousands of generated images (StyleGAN2: 10; the
+      ADA code's CIFAR configuration: 500): the decay at step t is 0.5 ** (batch_size / h) with
+      h = 1000 * ema_kimg, or, with `ema_rampup` r > 0, h = min(1000 * ema_kimg, r * t *
+      batch_size). 0: `ema_decay` is the decay.
+    ema_rampup: see `ema_kimg` (the ADA code: 0.05 for CIFAR-10; 0: none).
+    path_length_weight: the weight of StyleGAN2's path-length regularisation of a style-based
+      generator (`regularizers.path_length_penalty`; the paper: 2; 0: off), taken lazily: every
+      `path_length_every` generator updates, an extra optimizer step on `path_length_every`
+      times the weighted penalty (the generator's optimizer correction is the caller's), on
+      batch_size / `path_length_shrink` latents, with the running mean length decayed by
+      `path_length_decay` (kept in `GANState.path_length`).
   """
   loss: str = "non_saturating"
   latent_dim: int = 128
@@ -153,6 +169,12 @@ class GANSpec:
   cr_policy: str = "xflip,translation"
   lecam_weight: float = 0.0
   lecam_decay: float = 0.99
+  ema_kimg: float = 0.0
+  ema_rampup: float = 0.0
+  path_length_weight: float = 0.0
+  path_length_decay: float = 0.01
+  path_length_shrink: int = 2
+  path_length_every: int = 4
 
   def __post_init__(self):
     losses.get(self.loss)
@@ -190,6 +212,18 @@ class GANSpec:
       raise ConfigError("regularizer.cr_real, cr_fake and lecam must be >= 0 and lecam_decay in "
                         f"[0, 1), got {self.cr_real}, {self.cr_fake}, {self.lecam_weight}, "
                         f"{self.lecam_decay}")
+    if self.ema_kimg < 0 or self.ema_rampup < 0:
+      raise ConfigError(f"train.ema_kimg and train.ema_rampup must be >= 0, got {self.ema_kimg}, "
+                        f"{self.ema_rampup}")
+    if self.path_length_weight < 0 or not 0 < self.path_length_decay <= 1:
+      raise ConfigError("regularizer.path_length must be >= 0 and path_length_decay in (0, 1], "
+                        f"got {self.path_length_weight}, {self.path_length_decay}")
+    regularizers.lazy_optimizer_correction(self.path_length_every,
+                                           "regularizer.path_length_every")
+    if self.path_length_weight and (self.path_length_shrink < 1
+                                    or self.batch_size % self.path_length_shrink):
+      raise ConfigError(f"regularizer.path_length_shrink must divide the batch size "
+                        f"{self.batch_size}, got {self.path_length_shrink}")
     weights = self.fake_label_weights
     if weights is not None and (len(weights) != self.num_classes or min(weights) < 0
                                 or not np.isclose(sum(weights), 1.0)):
@@ -216,6 +250,8 @@ class GANState(struct.PyTreeNode):
       is fixed (`GANSpec.ada_target` 0).
     lecam: LeCam's moving averages of the mean D(x) and D(G(z)) (not debiased), {'real', 'fake'},
       or None when LeCam regularisation is off.
+    path_length: the path-length regularisation's running mean length, {'mean'}, or None when it
+      is off.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -229,6 +265,7 @@ class GANState(struct.PyTreeNode):
   ema_g_params: Any
   ada: Any
   lecam: Any
+  path_length: Any
   generator: nn.Module = struct.field(pytree_node=False)
   discriminator: nn.Module = struct.field(pytree_node=False)
   g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
@@ -275,6 +312,9 @@ def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Call
   d_output = jax.eval_shape(lambda x: discriminator.init_with_output(
       jax.random.PRNGKey(0), *_with_labels(x, labels), train=False)[0], *d_inputs)
   _check_heads(spec, split_output(d_output)[1])
+  if spec.path_length_weight and not style_based(generator):
+    raise ConfigError("regularizer.path_length needs a style-based generator (a mapping network "
+                      f"and a synthesis network: stylegan2), not {type(generator).__name__}")
 
   @jax.jit
   def initialise(seed):
@@ -295,12 +335,13 @@ def _initialiser(generator, discriminator, g_tx, d_tx, spec, data_shape) -> Call
         g_collections=g_collections,
         d_collections=d_collections,
         ema_g_params=(jax.tree.map(lambda x: jnp.array(x, copy=True), g_params)
-                      if spec.ema_decay > 0 else None),
+                      if spec.ema_decay > 0 or spec.ema_kimg > 0 else None),
         ada=({"p": jnp.asarray(spec.augment_p, jnp.float32),
               "signs": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.int32)}
              if spec.ada_target else None),
         lecam=({"real": jnp.zeros((), jnp.float32), "fake": jnp.zeros((), jnp.float32)}
                if spec.lecam_weight else None),
+        path_length=({"mean": jnp.zeros((), jnp.float32)} if spec.path_length_weight else None),
         generator=generator,
         discriminator=discriminator,
         g_tx=g_tx,
@@ -367,15 +408,19 @@ def _local_batch(spec: GANSpec, num_shards: int) -> int:
   return spec.batch_size // num_shards
 
 
+def _draw_latents(spec: GANSpec, key: jax.Array, local_batch: int, axis_name) -> jax.Array:
+  return _per_example(jax.random.fold_in(key, _NOISE), local_batch, axis_name,
+                      lambda k: jax.random.normal(k, (spec.latent_dim,)))
+
+
 def _latents(state: GANState, key: jax.Array, axis_name, num_shards) -> jax.Array:
-  return _per_example(jax.random.fold_in(key, _NOISE), _local_batch(state.spec, num_shards),
-                      axis_name, lambda k: jax.random.normal(k, (state.spec.latent_dim,)))
+  return _draw_latents(state.spec, key, _local_batch(state.spec, num_shards), axis_name)
 
 
-def _fake_labels(state: GANState, key: jax.Array, axis_name, num_shards) -> jax.Array | None:
-  """Each fake example's label, drawn from its own key (uniformly, or with
+def _draw_fake_labels(spec: GANSpec, key: jax.Array, local_batch: int, axis_name
+                      ) -> jax.Array | None:
+  """Each of `local_batch` fake examples' label, drawn from its own key (uniformly, or with
   `spec.fake_label_weights`); None for an unconditional GAN."""
-  spec = state.spec
   if not spec.num_classes:
     return None
   if spec.fake_label_weights is None:
@@ -383,9 +428,12 @@ def _fake_labels(state: GANState, key: jax.Array, axis_name, num_shards) -> jax.
   else:
     weights = jnp.asarray(spec.fake_label_weights, jnp.float32)
     draw = lambda k: jax.random.choice(k, spec.num_classes, p=weights)
-  labels = _per_example(jax.random.fold_in(key, _LABEL), _local_batch(spec, num_shards),
-                        axis_name, draw)
+  labels = _per_example(jax.random.fold_in(key, _LABEL), local_batch, axis_name, draw)
   return labels.astype(jnp.int32)
+
+
+def _fake_labels(state: GANState, key: jax.Array, axis_name, num_shards) -> jax.Array | None:
+  return _draw_fake_labels(state.spec, key, _local_batch(state.spec, num_shards), axis_name)
 
 
 def _real_batch(state: GANState, batch, key, axis_name, num_shards
@@ -413,11 +461,28 @@ def _with_labels(x: jax.Array, labels: jax.Array | None) -> tuple[jax.Array, ...
   return (x,) if labels is None else (x, labels)
 
 
-def _generate(state: GANState, g_params, z, labels, axis_name):
+def style_based(generator: nn.Module) -> bool:
+  """Whether `generator` is style-based (StyleGAN2's): it has `mapping` and `synthesis` methods
+  and takes per-example keys (`keys=`, raw uint32 keys of shape (batch, 2)) for its noise inputs
+  and style mixing."""
+  return getattr(generator, "takes_example_keys", False)
+
+
+def _example_keys(key: jax.Array, local_batch: int, axis_name: str | None) -> jax.Array:
+  """One raw key per example of this device's slice of the batch, each folded with the
+  example's global index: a style-based generator's noise and mixing keys."""
+  return _per_example(jax.random.fold_in(key, _SYNTHESIS), local_batch, axis_name, lambda k: k)
+
+
+def _generate(state: GANState, g_params, z, labels, axis_name, key):
+  """(G(z, labels), G's updated collections) in training mode; a style-based generator gets
+  per-example keys from `key` (`_example_keys`)."""
   generator = _with_axis(state.generator, axis_name)
+  keys = ({"keys": _example_keys(key, z.shape[0], axis_name)} if style_based(generator)
+          else {})
   fake, updates = generator.apply({"params": g_params, **state.g_collections},
                                   *_with_labels(z, labels), train=True,
-                                  mutable=list(state.g_collections))
+                                  mutable=list(state.g_collections), **keys)
   return fake, dict(updates)
 
 
@@ -543,7 +608,7 @@ def discriminator_update(state: GANState, batch=None, *, axis_name: str | None =
   real = _real_batch(state, batch, key, axis_name, num_shards)
   z = _latents(state, key, axis_name, num_shards)
   fake_labels = _fake_labels(state, key, axis_name, num_shards)
-  fake, g_collections = _generate(state, state.g_params, z, fake_labels, axis_name)
+  fake, g_collections = _generate(state, state.g_params, z, fake_labels, axis_name, key)
   return _discriminator_update_on_fakes(state, real, (fake, fake_labels), g_collections, key,
                                         axis_name)
 
@@ -675,7 +740,7 @@ def generator_update(state: GANState, batch=None, *, axis_name: str | None = Non
   real_logits, d_collections = _generator_real_logits(state, batch, key, axis_name, num_shards)
 
   def loss_fn(g_params):
-    fake, g_collections = _generate(state, g_params, z, fake_labels, axis_name)
+    fake, g_collections = _generate(state, g_params, z, fake_labels, axis_name, key)
     loss, (metrics, collections) = _generator_loss(state, real_logits, d_collections, fake,
                                                    fake_labels, key, axis_name)
     if state.spec.orthogonal_weight:
@@ -685,7 +750,8 @@ def generator_update(state: GANState, batch=None, *, axis_name: str | None = Non
     return loss, (metrics, g_collections, collections)
 
   grads, (metrics, g_collections, d_collections) = jax.grad(loss_fn, has_aux=True)(state.g_params)
-  return _apply_generator_gradient(state, grads, metrics, g_collections, d_collections, axis_name)
+  return _apply_generator_gradient(state, grads, metrics, g_collections, d_collections, key,
+                                   axis_name, num_shards)
 
 
 def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key, *, axis_name,
@@ -707,7 +773,7 @@ def _generator_update_on_fakes(state: GANState, batch, fake, generator_vjp, key,
     grads = jax.tree.map(lambda g, o: g + state.spec.orthogonal_weight * o, grads,
                          orthogonal_grads)
   return _apply_generator_gradient(state, grads, metrics, state.g_collections, d_collections,
-                                   axis_name)
+                                   key, axis_name, num_shards)
 
 
 def _generator_loss(state: GANState, real_logits, d_collections, fake, fake_labels, key,
@@ -742,19 +808,95 @@ def _generator_real_logits(state: GANState, batch, key, axis_name, num_shards):
 
 
 def _apply_generator_gradient(state: GANState, grads, metrics, g_collections, d_collections,
-                              axis_name) -> tuple[GANState, Metrics]:
+                              key, axis_name, num_shards) -> tuple[GANState, Metrics]:
+  """The generator's optimizer step with `grads` (averaged over the devices), then, on every
+  `path_length_every`-th update, the lazy path-length step, then the EMA generator's update."""
   spec = state.spec
   grads = _pmean(grads, axis_name)
   updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
-  g_params = optax.apply_updates(state.g_params, updates)
+  state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                        g_opt_state=g_opt_state, g_collections=g_collections,
+                        d_collections=d_collections)
+  metrics["g_grad_norm"] = optax.tree.norm(grads)
+  if state.path_length is not None:
+    state, metrics["g_path_length"] = _lazy_path_length_update(state, key, axis_name,
+                                                               num_shards)
+    metrics["g_path_length_mean"] = state.path_length["mean"]
   ema_g_params = state.ema_g_params
   if ema_g_params is not None:
-    ema_g_params = optax.incremental_update(g_params, ema_g_params, 1.0 - spec.ema_decay)
-  metrics.update(g_grad_norm=optax.tree.norm(grads), g_param_norm=optax.tree.norm(g_params))
-  state = state.replace(g_params=g_params, g_opt_state=g_opt_state, ema_g_params=ema_g_params,
-                        step=state.step + 1, g_collections=g_collections,
-                        d_collections=d_collections)
+    ema_g_params = optax.incremental_update(state.g_params, ema_g_params,
+                                            1.0 - ema_beta(spec, state.step))
+  metrics["g_param_norm"] = optax.tree.norm(state.g_params)
+  state = state.replace(ema_g_params=ema_g_params, step=state.step + 1)
   return state, _pmean(metrics, axis_name)
+
+
+def ema_beta(spec: GANSpec, step: jax.Array | int) -> jax.Array | float:
+  """The EMA generator's decay at generator update `step` (counted from 0): `spec.ema_decay`,
+  or with `spec.ema_kimg` the ADA code's 0.5 ** (batch / h), h = 1000 * ema_kimg, ramped up
+  as min(h, ema_rampup * step * batch) when `ema_rampup` is set (0 at step 0: the EMA starts
+  as the generator)."""
+  if not spec.ema_kimg:
+    return spec.ema_decay
+  half_life = jnp.asarray(spec.ema_kimg * 1000.0, jnp.float32)
+  if spec.ema_rampup:
+    seen = jnp.asarray(step, jnp.float32) * spec.batch_size
+    half_life = jnp.minimum(half_life, seen * spec.ema_rampup)
+  return 0.5 ** (spec.batch_size / jnp.maximum(half_life, 1e-8))
+
+
+def _lazy_path_length_update(state: GANState, key, axis_name, num_shards
+                             ) -> tuple[GANState, jax.Array]:
+  """StyleGAN2's lazy path-length regularisation (Karras et al. 2020, section 3.2 and appendix
+  B): on every `path_length_every`-th generator update (`state.step` % k == 0), an extra
+  optimizer step on k * weight * E[(||J_w^T y|| - a)^2] over batch / `path_length_shrink` fresh
+  latents (`regularizers.path_length_penalty`), where a, the running mean length, first moves
+  by `path_length_decay` towards this batch's mean (over the devices). The lengths are taken
+  with respect to the mapping's output w, without style mixing.
+
+  Returns:
+    The state and k * penalty on a regularised update, 0 on the others.
+  """
+  spec = state.spec
+  every = spec.path_length_every
+  local = _local_batch(spec, num_shards)
+  if local % spec.path_length_shrink:
+    raise ValueError(f"the per-device batch {local} is not divisible by "
+                     f"path_length_shrink={spec.path_length_shrink}")
+  local //= spec.path_length_shrink
+  key = jax.random.fold_in(key, _PATH_LENGTH)
+  z = _draw_latents(spec, key, local, axis_name)
+  labels = _draw_fake_labels(spec, key, local, axis_name)
+  keys = _example_keys(key, local, axis_name)
+  direction_keys = _example_keys(jax.random.fold_in(key, _PATH_LENGTH), local, axis_name)
+  generator = _with_axis(state.generator, axis_name)
+
+  def lengths_fn(g_params):
+    variables = {"params": g_params, **state.g_collections}
+    ws = generator.apply(variables, z, labels, train=False, method="mapping")
+    synthesize = lambda ws: generator.apply(variables, ws, keys=keys, train=True,
+                                            method="synthesis")
+    return regularizers.path_lengths(synthesize, ws, direction_keys)
+
+  def regularise(state):
+    def loss_fn(g_params):
+      lengths = lengths_fn(g_params)
+      batch_mean = _pmean(jnp.mean(jax.lax.stop_gradient(lengths)), axis_name)
+      mean = state.path_length["mean"]
+      mean = mean + spec.path_length_decay * (batch_mean - mean)
+      penalty = regularizers.path_length_penalty(lengths, mean)
+      return every * spec.path_length_weight * penalty, (penalty, mean)
+
+    grads, (penalty, mean) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+    grads = _pmean(grads, axis_name)
+    updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
+    return (state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                          g_opt_state=g_opt_state,
+                          path_length={"mean": mean.astype(jnp.float32)}),
+            (every * penalty).astype(jnp.float32))
+
+  return jax.lax.cond(state.step % every == 0, regularise,
+                      lambda state: (state, jnp.zeros((), jnp.float32)), state)
 
 
 def _generator_key(state: GANState) -> jax.Array:
@@ -822,8 +964,8 @@ def adversarial_update(state: GANState, batch=None, *, axis_name: str | None = N
     z = _latents(state, key, axis_name, num_shards)
     fake_labels = _fake_labels(state, key, axis_name, num_shards)
     fake, generator_vjp, g_collections = jax.vjp(
-        lambda g_params: _generate(state, g_params, z, fake_labels, axis_name), state.g_params,
-        has_aux=True)
+        lambda g_params: _generate(state, g_params, z, fake_labels, axis_name, key),
+        state.g_params, has_aux=True)
     state, d_metrics = _discriminator_update_on_fakes(state, real, (fake, fake_labels),
                                                       g_collections, key, axis_name)
     state, g_metrics = _generator_update_on_fakes(
@@ -976,23 +1118,92 @@ def default_labels(state: GANState, num: int) -> jax.Array | None:
   return jnp.arange(num, dtype=jnp.int32) % state.spec.num_classes
 
 
-def generate(state: GANState, z: jax.Array, labels: jax.Array | None = None,
-             use_ema: bool = True) -> jax.Array:
-  """The generator's output for latents `z` (the EMA generator when the state keeps one), with
-  batch statistics in inference mode. A class-conditional generator takes `labels` (int, one per
-  latent; default `default_labels`); an unconditional one takes none."""
+def _generator_variables(state: GANState, use_ema: bool) -> dict[str, Any]:
+  """The generator's variables outside training: the EMA parameters when asked and kept."""
   params = state.ema_g_params if (use_ema and state.ema_g_params is not None) else state.g_params
+  return {"params": params, **state.g_collections}
+
+
+def _generator_inputs(state: GANState, z: jax.Array, labels, use_ema: bool):
+  """(variables, positional arguments) of the generator for latents `z`: `_generator_variables`
+  and the labels of a class-conditional generator (default `default_labels`)."""
   if state.spec.num_classes:
     labels = default_labels(state, z.shape[0]) if labels is None else jnp.asarray(labels,
                                                                                   jnp.int32)
   elif labels is not None:
     raise ValueError("labels were given to an unconditional generator")
-  return state.generator.apply({"params": params, **state.g_collections},
-                               *_with_labels(z, labels), train=False)
+  return _generator_variables(state, use_ema), _with_labels(z, labels)
+
+
+def latent_keys(z: jax.Array) -> jax.Array:
+  """The keys of a style-based generator's noise inputs for latents `z` outside training: each
+  example's from the bits of its latent vector, so that a latent vector always gives the same
+  image, whatever the batch it is in, and different latents different noise."""
+  bits = jax.lax.bitcast_convert_type(jnp.asarray(z, jnp.float32), jnp.uint32)
+  mixed = jnp.bitwise_xor(bits[:, 0], bits[:, -1] * jnp.uint32(0x9E3779B1))
+  return jax.vmap(jax.random.fold_in, (None, 0))(jax.random.PRNGKey(_SAMPLE_NOISE), mixed)
+
+
+def check_truncation(state: GANState, truncation_psi) -> None:
+  """Raises a one-line ValueError when `truncation_psi` is not 1 and the generator is not
+  style-based (only a mapping network has a w_avg to truncate towards)."""
+  if not style_based(state.generator) and (not isinstance(truncation_psi, (int, float))
+                                           or truncation_psi != 1.0):
+    raise ValueError("truncation needs a style-based generator (a mapping network: stylegan2), "
+                     f"not {type(state.generator).__name__}")
+
+
+def generate(state: GANState, z: jax.Array, labels: jax.Array | None = None,
+             use_ema: bool = True, truncation_psi: float | jax.Array = 1.0) -> jax.Array:
+  """The generator's output for latents `z` (the EMA generator when the state keeps one), with
+  batch statistics in inference mode. A class-conditional generator takes `labels` (int, one per
+  latent; default `default_labels`); an unconditional one takes none. A style-based generator
+  draws its noise inputs from `latent_keys(z)` and moves w towards its tracked average by
+  `truncation_psi` (the truncation trick: w_avg + psi (w - w_avg); 1: none)."""
+  check_truncation(state, truncation_psi)
+  variables, args = _generator_inputs(state, z, labels, use_ema)
+  extra = ({"keys": latent_keys(z), "truncation_psi": truncation_psi}
+           if style_based(state.generator) else {})
+  return state.generator.apply(variables, *args, train=False, **extra)
+
+
+def mapping(state: GANState, z: jax.Array, labels: jax.Array | None = None,
+            use_ema: bool = True, truncation_psi: float | jax.Array = 1.0) -> jax.Array:
+  """A style-based generator's intermediate latents w for `z`, (batch, num_ws, w_dim), truncated
+  towards w_avg by `truncation_psi` (arguments as in `generate`)."""
+  if not style_based(state.generator):
+    raise ValueError(f"{type(state.generator).__name__} has no mapping network (stylegan2 has)")
+  variables, args = _generator_inputs(state, z, labels, use_ema)
+  return state.generator.apply(variables, *args, train=False, truncation_psi=truncation_psi,
+                               method="mapping")
+
+
+def synthesis(state: GANState, ws: jax.Array, keys: jax.Array, use_ema: bool = True
+              ) -> jax.Array:
+  """A style-based generator's images for intermediate latents `ws` (from `mapping`), its noise
+  inputs drawn from `keys` (one raw key per example, as `latent_keys` makes them)."""
+  return state.generator.apply(_generator_variables(state, use_ema), ws, keys=keys, train=False,
+                               method="synthesis")
+
+
+def interpolate(state: GANState, z_from: jax.Array, z_to: jax.Array, steps: int,
+                labels: jax.Array | None = None, use_ema: bool = True,
+                truncation_psi: float = 1.0) -> jax.Array:
+  """Images along straight lines in w from the latents `z_from` to `z_to` (one line per row,
+  `steps` points each, ends included; the noise of row i fixed to that of `z_from[i]`):
+  (rows, steps, H, W, C). StyleGAN's interpolation in the intermediate latent space."""
+  w_from = mapping(state, z_from, labels, use_ema, truncation_psi)
+  w_to = mapping(state, z_to, labels, use_ema, truncation_psi)
+  fractions = jnp.linspace(0.0, 1.0, steps)
+  ws = w_from[:, None] + fractions[None, :, None, None] * (w_to - w_from)[:, None]
+  keys = jnp.repeat(latent_keys(z_from), steps, axis=0)
+  images = synthesis(state, ws.reshape(-1, *ws.shape[2:]), keys, use_ema)
+  return images.reshape(z_from.shape[0], steps, *images.shape[1:])
 
 
 def sample(state: GANState, num: int, key: jax.Array, labels: jax.Array | None = None,
-           use_ema: bool = True) -> jax.Array:
+           use_ema: bool = True, truncation_psi: float | jax.Array = 1.0) -> jax.Array:
   """`num` samples from the generator (`generate` of `num` latents drawn with `key`, and of
   `labels` for a class-conditional one)."""
-  return generate(state, jax.random.normal(key, (num, state.spec.latent_dim)), labels, use_ema)
+  return generate(state, jax.random.normal(key, (num, state.spec.latent_dim)), labels, use_ema,
+                  truncation_psi)

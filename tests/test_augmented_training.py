@@ -341,11 +341,16 @@ def test_bad_augmentation_settings_are_one_line_config_errors():
     assert "\n" not in str(error.value)
 
 
-IMAGE_EXPERIMENTS = ("celeba64_dcgan", "cifar10_biggan", "cifar10_dcgan", "cifar10_sngan",
-                     "cifar10_sngan_projection", "cifar10_wgan_gp", "mnist_dcgan")
+IMAGE_EXPERIMENTS = ("celeba64_dcgan", "celeba64_stylegan2", "cifar10_biggan", "cifar10_dcgan",
+                     "cifar10_sngan", "cifar10_sngan_projection", "cifar10_stylegan2_ada",
+                     "cifar10_wgan_gp", "ffhq64_stylegan2", "mnist_dcgan")
+# StyleGAN2's experiments take R1 lazily (every 16 updates); the ADA configuration augments.
+LAZY_EXPERIMENTS = ("celeba64_stylegan2", "cifar10_stylegan2_ada", "ffhq64_stylegan2")
+AUGMENTED_EXPERIMENTS = ("cifar10_stylegan2_ada",)
 
 
 def test_every_image_experiment_has_the_augmentation_block_off():
+  """Off but where the experiment's recipe has it (ADA's CIFAR-10 configuration)."""
   from ganjax.data import images as images_lib
   files = sorted(path.stem for path in
                  (pathlib.Path(__file__).resolve().parents[1] / "experiments").glob("*.py"))
@@ -354,16 +359,22 @@ def test_every_image_experiment_has_the_augmentation_block_off():
   assert tuple(image_files) == IMAGE_EXPERIMENTS
   for name in image_files:
     config = load_experiment(name, None)
-    assert config.augment.policy == "" and config.regularizer.cr_real == 0.0
+    assert config.regularizer.cr_real == 0.0
     spec = experiment_lib.build_players(config, check_data=False)[4]
-    assert spec.augment == "" and spec.lecam_weight == 0.0 and spec.penalty_every == 1
+    assert spec.lecam_weight == 0.0
+    assert spec.penalty_every == (16 if name in LAZY_EXPERIMENTS else 1)
+    if name in AUGMENTED_EXPERIMENTS:
+      assert (spec.augment, spec.ada_target, spec.ada_speed) == ("bgc", 0.6, 500_000)
+    else:
+      assert config.augment.policy == "" and spec.augment == ""
 
 
 @pytest.mark.parametrize("name", IMAGE_EXPERIMENTS)
 def test_image_experiments_build_with_diffaugment_ada_and_the_regularisers(name):
   """DiffAugment, ADA, bCR and LeCam are fields of every image experiment: its players' states
   are traced with them on (nothing compiles)."""
-  for fields in ({"augment.policy": "color,translation,cutout", "augment.p": 1.0},
+  for fields in ({"augment.policy": "color,translation,cutout", "augment.p": 1.0,
+                  "augment.target": 0.0},
                  {"augment.policy": "bgc", "augment.target": 0.6, "regularizer.cr_real": 10.0,
                   "regularizer.cr_fake": 10.0, "regularizer.lecam": 0.3}):
     config = load_experiment(name)
@@ -372,7 +383,7 @@ def test_image_experiments_build_with_diffaugment_ada_and_the_regularisers(name)
       config[section][field] = value
     built = experiment_lib.build(config, check_data=False)
     state = built.abstract_state(0)
-    assert (state.ada is not None) == ("augment.target" in fields)
+    assert (state.ada is not None) == bool(fields["augment.target"])
     assert (state.lecam is not None) == ("regularizer.lecam" in fields)
 
 

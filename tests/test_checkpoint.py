@@ -6,6 +6,7 @@ import shutil
 import signal
 import sys
 import textwrap
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -234,6 +235,34 @@ def test_mismatched_width_names_the_leaf_and_both_shapes(tmp_path, trained):
       ckpt.restore(target)
     # The checkpoint itself is untouched by the failed attempts.
     assert_bitwise_equal(ckpt.restore(abstract_state())[0], trained[0.9])
+
+
+def test_a_checkpoint_from_before_a_field_existed_restores_with_it_none(tmp_path):
+  """A state field added later (None where its part is off, as GANState.path_length) is absent
+  from older checkpoints: they restore bit for bit with it None; a state that has it on cannot
+  restore them (one line naming the leaf)."""
+  from flax import struct
+
+  class Before(struct.PyTreeNode):
+    params: Any
+    step: Any
+
+  class After(struct.PyTreeNode):
+    params: Any
+    step: Any
+    added: Any
+
+  before = Before(params={"w": jnp.arange(6.0).reshape(2, 3)}, step=jnp.int32(7))
+  save_steps(tmp_path, before, [1])
+  with Checkpointer(tmp_path) as ckpt:
+    abstract = jax.eval_shape(lambda: After(params={"w": jnp.zeros((2, 3))},
+                                            step=jnp.int32(0), added=None))
+    restored, _, _ = ckpt.restore(abstract)
+    assert isinstance(restored, After) and restored.added is None
+    assert_bitwise_equal(restored.params, before.params)
+    assert_bitwise_equal(restored.step, before.step)
+    with pytest.raises(CheckpointError, match=r"leaf added\.mean is not in the checkpoint"):
+      ckpt.restore(abstract.replace(added={"mean": jax.ShapeDtypeStruct((), jnp.float32)}))
 
 
 # ----------------------------------------------------------------------------- damage

@@ -711,10 +711,12 @@ def test_spectral_norm_eval_does_not_update_vectors(resnet_critic):
 
 def test_registry_rejects_unknown_names():
   with pytest.raises(errors.ConfigError,
-                     match=r"^unknown generator 'foo'; valid names: biggan, dcgan, mlp, resnet$"):
+                     match=r"^unknown generator 'foo'; valid names: biggan, dcgan, mlp, resnet, "
+                     r"stylegan2$"):
     models.get_generator("foo")
   with pytest.raises(errors.ConfigError,
-                     match=r"^unknown discriminator 'bar'; valid names: biggan, dcgan, mlp, resnet$"):
+                     match=r"^unknown discriminator 'bar'; valid names: biggan, dcgan, mlp, "
+                     r"resnet, stylegan2$"):
     models.get_discriminator("bar")
 
 
@@ -785,7 +787,7 @@ def test_registry_builds_the_registered_classes():
   assert isinstance(models.get_generator("resnet", features=8), models.ResNetGenerator)
   assert models.get_discriminator("dcgan", base_features=8).base_features == 8
   assert set(models.GENERATORS) == set(models.DISCRIMINATORS) == {"mlp", "dcgan", "resnet",
-                                                                  "biggan"}
+                                                                  "biggan", "stylegan2"}
 
 
 def test_pack_samples_joins_consecutive_samples_along_the_last_axis():

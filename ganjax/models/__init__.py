@@ -22,6 +22,12 @@ numbers for the same key, as before conditioning existed). With num_classes = K 
 The dcgan modules are unconditional only, and PacGAN packing (`pack > 1`) refuses a
 conditional discriminator.
 
+StyleGAN2 (`stylegan2`, the ADA code's networks): the generator is called as
+`apply(variables, z, labels, train=..., keys=...)`, `keys` one raw PRNG key per example
+(batch, 2) for its noise inputs and style mixing (its class attribute `takes_example_keys` is
+True); its tracked average of w is 'w_avg' in 'batch_stats', updated when train=True. Its
+discriminator's only conditioning is "projection" (the ADA code's label mapping network).
+
 References:
   Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014 (mlp).
   Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
@@ -35,6 +41,9 @@ References:
   ICML 2017, and Gong et al., "Twin Auxiliary Classifiers GAN", NeurIPS 2019 (acgan, tac).
   Brock, Donahue and Simonyan, "Large Scale GAN Training for High Fidelity Natural Image
   Synthesis", ICLR 2019 (biggan).
+  Karras, Laine, Aittala, Hellsten, Lehtinen and Aila, "Analyzing and Improving the Image
+  Quality of StyleGAN", CVPR 2020, and Karras et al., "Training Generative Adversarial Networks
+  with Limited Data", NeurIPS 2020 (stylegan2).
 """
 import collections.abc
 import dataclasses
@@ -53,18 +62,21 @@ from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.packing import Packed
 from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator
+from ganjax.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 GENERATORS: dict[str, type[nn.Module]] = {
     "mlp": MLPGenerator,
     "dcgan": DCGANGenerator,
     "resnet": ResNetGenerator,
     "biggan": BigGANGenerator,
+    "stylegan2": StyleGAN2Generator,
 }
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "mlp": MLPDiscriminator,
     "dcgan": DCGANDiscriminator,
     "resnet": ResNetDiscriminator,
     "biggan": BigGANDiscriminator,
+    "stylegan2": StyleGAN2Discriminator,
 }
 
 _FLAX_FIELDS = ("parent", "name")
@@ -136,7 +148,7 @@ def get_generator(name: str, /, **kwargs: Any) -> nn.Module:
   """Builds the generator registered as `name`.
 
   Args:
-    name: a key of `GENERATORS` (biggan, dcgan, mlp, resnet).
+    name: a key of `GENERATORS` (biggan, dcgan, mlp, resnet, stylegan2).
     **kwargs: fields of that module class.
 
   Returns:
@@ -153,7 +165,7 @@ def get_discriminator(name: str, /, **kwargs: Any) -> nn.Module:
   """Builds the discriminator registered as `name`.
 
   Args:
-    name: a key of `DISCRIMINATORS` (biggan, dcgan, mlp, resnet).
+    name: a key of `DISCRIMINATORS` (biggan, dcgan, mlp, resnet, stylegan2).
     **kwargs: fields of that module class, and `pack` (an int m, default 1): for m > 1 the
       discriminator scores packs of m samples (PacGAN; `Packed`).
 
@@ -182,6 +194,8 @@ __all__ = [
     "Packed",
     "ResNetDiscriminator",
     "ResNetGenerator",
+    "StyleGAN2Discriminator",
+    "StyleGAN2Generator",
     "get_discriminator",
     "get_generator",
     "module_fields",

@@ -48,6 +48,9 @@ from ganjax import train
 from ganjax.experiment import Preempted, RunError
 
 # What the console line shows, when the step has it.
+# The fixed-noise images (pictures, summary.json) generated at a time: 10,000 images of a
+# 512-channel StyleGAN2 at once would need tens of GiB.
+GENERATE_BATCH = 500
 SHOWN = ("d_loss", "g_loss", "d_real", "d_fake", "modes", "high_quality", "reverse_kl",
          "label_accuracy", "fid", "kid", "precision", "recall", "accuracy", "ada_p")
 
@@ -136,6 +139,8 @@ class _Trainer:
     self.config_json = experiment_lib.config_to_dict(config)
     self.total_steps = config.train.steps
     self.num_samples = int(config.get("eval", {}).get("num_samples", 64) or 64)
+    # Images are generated GENERATE_BATCH at a time (all of a toy run's points at once).
+    self.generate_batch = GENERATE_BATCH if self.spec.data is None else None
     self.last_saved: int | None = None
     self.evaluator = self.best = self.writer = None
     self.evaluated: dict[int, dict[str, float]] = {}
@@ -247,7 +252,7 @@ class _Trainer:
     (the classes in turn; None for an unconditional run)."""
     num = num or self.num_samples
     labels = train.default_labels(state, num)
-    samples = experiment_lib.fixed_noise_samples(state, num, labels)
+    samples = experiment_lib.fixed_noise_samples(state, num, labels, self.generate_batch)
     return np.asarray(samples), None if labels is None else np.asarray(labels)
 
   def checkpoint(self, step: int, state, window: loop_lib.MetricsWindow) -> None:
@@ -279,7 +284,7 @@ class _Trainer:
       return self._fixed_noise(state, min(self.num_samples, 64))[0], None, None
     per_class = 8
     labels = experiment_lib.class_grid_labels(self.spec.num_classes, per_class)
-    samples = experiment_lib.fixed_noise_samples(state, len(labels), labels)
+    samples = experiment_lib.fixed_noise_samples(state, len(labels), labels, self.generate_batch)
     return np.asarray(samples), labels, per_class
 
   def preempted(self, signals: loop_lib.Signals):
