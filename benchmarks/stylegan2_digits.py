@@ -88,7 +88,7 @@ def main() -> None:
   parser.add_argument("--num_samples", type=int, default=2000)
   parser.add_argument("--classifier_steps", type=int, default=1000)
   parser.add_argument("--models", default=",".join(MODELS))
-  parser.add_argument("--seeds", default="0")
+  parser.add_argument("--seeds", default="0,1,2")
   args = parser.parse_args()
   out, results_path, results = open_results(args, SETTINGS, IGNORED)
   from ganjax import classifier

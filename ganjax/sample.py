@@ -48,7 +48,8 @@ def generate(state, num: int, seed: int = 0, use_ema: bool = True, batch_size: i
   key = jax.random.PRNGKey(seed)
   if labels is None:
     labels = train.default_labels(state, num)
-  parts = [np.asarray(train.sample(
+  draw = train.jit(train.sample, static_argnames=("num", "use_ema", "truncation_psi"))
+  parts = [np.asarray(draw(
       state, min(batch_size, num - start), jax.random.fold_in(key, start),
       None if labels is None else labels[start:start + batch_size], use_ema=use_ema,
       truncation_psi=truncation)) for start in range(0, num, batch_size)]

@@ -85,7 +85,9 @@ def test_sample_command_labels(tmp_path):
       train.sample(state, min(3, 7 - start), jax.random.fold_in(key, start),
                    np.full(min(3, 7 - start), 6, np.int32))
       for start in range(0, 7, 3)])
-  np.testing.assert_array_equal(drawn, expected)
+  # The command's batches run jitted, these op by op: XLA may fuse the float32 operations
+  # differently (rounding only).
+  np.testing.assert_allclose(drawn, expected, rtol=1e-6, atol=1e-6)
   # The final samples of the run are the fixed noise's, made for the classes in turn.
   final = experiment_lib.fixed_noise_samples(state, 2500, np.arange(2500) % 8)
   np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), final)
