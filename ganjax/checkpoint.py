@@ -249,9 +249,13 @@ class Checkpointer:
       text += f": {_one_line(cause)}"
     return CheckpointError(text + hint, step=step, directory=self._directory, cause=cause)
 
-  def _check_compatible(self, step: int, target: Any) -> None:
+  def _check_compatible(self, step: int, target: Any) -> Any:
     """Compares the stored tree's metadata with `target` and raises naming the first leaf that
-    differs. Skipped when the metadata cannot be interpreted (Orbax then checks on reading)."""
+    differs. Skipped when the metadata cannot be interpreted (Orbax then checks on reading).
+
+    Returns:
+      The stored tree's metadata (Orbax's serialised form), or None where there is none.
+    """
     try:
       items = self._manager.metadata(step).item_metadata
     except Exception as error:  # pylint: disable=broad-except
@@ -260,11 +264,12 @@ class Checkpointer:
       raise self._error(step, f"has no '{STATE}' item")
     stored_metadata = items[STATE]
     if stored_metadata is None:
-      return  # no _METADATA file: nothing to compare; restoring will tell.
+      return None  # no _METADATA file: nothing to compare; restoring will tell.
+    stored_tree = getattr(stored_metadata, "tree", stored_metadata)
     # Both trees in Orbax's serialised form (custom nodes and namedtuples as dicts, tuples as
     # lists; None and empty containers dropped), flattened to dotted leaf names such as
     # 'g_params.Dense_0.kernel' (the names Orbax stores the arrays under).
-    stored = ocp.tree.to_flat_dict(getattr(stored_metadata, "tree", stored_metadata))
+    stored = ocp.tree.to_flat_dict(stored_tree)
     wanted = ocp.tree.to_flat_dict(target)
     problems = []
     for path, leaf in wanted.items():
@@ -284,6 +289,7 @@ class Checkpointer:
     if problems:
       more = f" (and {len(problems) - 1} more differences)" if len(problems) > 1 else ""
       raise self._error(step, f"does not match the state: {problems[0]}{more}")
+    return stored_tree
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, dict]:
     """Restores (state, config, data) from `step`, the latest step when None.
@@ -306,10 +312,10 @@ class Checkpointer:
     """
     step = self._resolve_step(step)
     target = jax.tree.map(_abstract_leaf, abstract_state)
-    self._check_compatible(step, target)
+    stored_tree = self._check_compatible(step, target)
     # A state field that is None (a part that is off) and that a checkpoint written before the
     # field existed lacks: the rest is restored as a dict of fields, and the field stays None.
-    absent = self._absent_none_fields(step, target)
+    absent = _absent_none_fields(stored_tree, target)
     fields = None
     if absent:
       fields = {name: getattr(target, name) for name in _pytree_fields(target)
@@ -324,21 +330,6 @@ class Checkpointer:
       raise self._error(step, "could not be restored (damaged or incomplete)", error) from None
     state = restored[STATE] if fields is None else target.replace(**restored[STATE])
     return state, restored[CONFIG], restored[DATA]
-
-  def _absent_none_fields(self, step: int, target: Any) -> set[str]:
-    """The names of `target`'s dataclass fields that are None and that the checkpoint's stored
-    tree does not have (empty when either is not a mapping of fields)."""
-    if not dataclasses.is_dataclass(target):
-      return set()
-    try:
-      stored = self._manager.metadata(step).item_metadata[STATE]
-    except Exception:  # pylint: disable=broad-except
-      return set()
-    stored = getattr(stored, "tree", stored)
-    if not isinstance(stored, Mapping):
-      return set()
-    return {name for name in _pytree_fields(target)
-            if getattr(target, name) is None and name not in stored}
 
   def read_config(self, step: int | None = None) -> dict | None:
     """The config saved with `step` (the latest when None), without reading any array; None
@@ -392,6 +383,15 @@ def _without_read_only_warning():
     yield
   finally:
     logger.removeFilter(keep)
+
+
+def _absent_none_fields(stored_tree: Any, target: Any) -> set[str]:
+  """The names of `target`'s dataclass fields that are None and that the checkpoint's stored
+  tree does not have (empty when either is not a mapping of fields)."""
+  if not dataclasses.is_dataclass(target) or not isinstance(stored_tree, Mapping):
+    return set()
+  return {name for name in _pytree_fields(target)
+          if getattr(target, name) is None and name not in stored_tree}
 
 
 def _pytree_fields(node: Any) -> list[str]:

@@ -460,10 +460,11 @@ def fixed_noise_samples(state: train.GANState, num: int, labels: jax.Array | Non
   With `batch_size`, the generator runs jitted on that many latents at a time (what a large
   image generator needs to fit in memory); without, on all of them at once. Jit- and
   vmap-able."""
-  key = jax.random.fold_in(state.key, SAMPLE_STREAM)
+  # The latents `train.sample` draws with this key, generated in one call or in batches.
+  z = jax.random.normal(jax.random.fold_in(state.key, SAMPLE_STREAM),
+                        (num, state.spec.latent_dim))
   if batch_size is None or num <= batch_size:
-    return train.sample(state, num, key, labels)
-  z = jax.random.normal(key, (num, state.spec.latent_dim))  # the latents `train.sample` draws
+    return train.generate(state, z, labels)
   if labels is None:
     labels = train.default_labels(state, num)
   return jnp.concatenate([

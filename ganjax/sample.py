@@ -12,6 +12,8 @@ moved towards the tracked average w_avg, w_avg + psi (w - w_avg); 0.7 is StyleGA
 setting) and `--interpolate=S`: --num rows of S images along straight lines in w between two
 latents each, written as an array (num, S, H, W, C) and a grid S images wide.
 """
+import functools
+import math
 import re
 import sys
 
@@ -48,12 +50,20 @@ def generate(state, num: int, seed: int = 0, use_ema: bool = True, batch_size: i
   key = jax.random.PRNGKey(seed)
   if labels is None:
     labels = train.default_labels(state, num)
-  draw = train.jit(train.sample, static_argnames=("num", "use_ema", "truncation_psi"))
-  parts = [np.asarray(draw(
+  parts = [np.asarray(_jitted_sample()(
       state, min(batch_size, num - start), jax.random.fold_in(key, start),
       None if labels is None else labels[start:start + batch_size], use_ema=use_ema,
       truncation_psi=truncation)) for start in range(0, num, batch_size)]
   return np.concatenate(parts)
+
+
+@functools.cache
+def _jitted_sample():
+  """`train.sample` jitted once per process (built on first use: the command imports JAX
+  lazily)."""
+  from ganjax import train
+
+  return train.jit(train.sample, static_argnames=("num", "use_ema", "truncation_psi"))
 
 
 def interpolate(state, num: int, steps: int, seed: int = 0, use_ema: bool = True, labels=None,
@@ -103,8 +113,6 @@ def check_style_flags(state, truncation: float, interpolate: int) -> None:
   """Raises a one-line ValueError for --truncation or --interpolate that the run's generator or
   the values do not allow."""
   from ganjax import train
-
-  import math
 
   if not math.isfinite(truncation):
     raise ValueError(f"--truncation must be a finite number, got {truncation}")

@@ -686,23 +686,45 @@ def _discriminator_update_on_fakes(state: GANState, real, fake, g_collections, k
   return state, _pmean(metrics, axis_name)
 
 
-def _discriminator_optimizer_step(state: GANState, grads, axis_name):
-  """D's gradient averaged over the devices, and D's parameters and optimizer state after one
-  step of `d_tx` with it: (grads, d_params, d_opt_state)."""
+def _optimizer_step(tx: optax.GradientTransformation, opt_state, params, grads, axis_name):
+  """A player's gradient averaged over the devices, and its parameters and optimizer state after
+  one step of `tx` with it: (grads, params, opt_state)."""
   grads = _pmean(grads, axis_name)
-  updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
-  return grads, optax.apply_updates(state.d_params, updates), d_opt_state
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return grads, optax.apply_updates(params, updates), opt_state
+
+
+def _discriminator_optimizer_step(state: GANState, grads, axis_name):
+  """`_optimizer_step` of the discriminator: (grads, d_params, d_opt_state)."""
+  return _optimizer_step(state.d_tx, state.d_opt_state, state.d_params, grads, axis_name)
+
+
+def _generator_optimizer_step(state: GANState, grads, axis_name) -> tuple[jax.Array, GANState]:
+  """`_optimizer_step` of the generator: (grads, the state with its parameters and optimizer
+  state after the step)."""
+  grads, g_params, g_opt_state = _optimizer_step(state.g_tx, state.g_opt_state, state.g_params,
+                                                 grads, axis_name)
+  return grads, state.replace(g_params=g_params, g_opt_state=g_opt_state)
+
+
+def _lazily(update_index, every: int, regularise: Callable, state: GANState
+            ) -> tuple[GANState, jax.Array]:
+  """`regularise(state)` -> (state, k * penalty) on every `every`-th update (`update_index` %
+  k == 0), else (state, 0): lazy regularisation (Karras et al. 2020, StyleGAN2 section 3.1).
+  Over any k consecutive updates the mean of the second output is the penalty's, what the eager
+  penalty's mean would be."""
+  return jax.lax.cond(update_index % every == 0, regularise,
+                      lambda state: (state, jnp.zeros((), jnp.float32)), state)
 
 
 def _lazy_penalty_update(state: GANState, update_index, real, fake, key, axis_name
                          ) -> tuple[GANState, jax.Array]:
-  """Lazy regularisation (Karras et al. 2020, StyleGAN2 section 3.1): on every
-  `penalty_every`-th discriminator update (`update_index` % k == 0) an extra optimizer step on
-  k * weight * penalty alone, on the same real and fake examples; nothing on the others.
+  """The discriminator's lazy penalty (`_lazily`): on every `penalty_every`-th discriminator
+  update an extra optimizer step on k * weight * penalty alone, on the same real and fake
+  examples; nothing on the others.
 
   Returns:
-    The state and k * penalty on a regularised update, 0 on the others: over any k consecutive
-    updates its mean is the penalty's, what the eager penalty's mean would be.
+    The state and k * penalty on a regularised update, 0 on the others.
   """
   spec = state.spec
   every = spec.penalty_every
@@ -718,8 +740,7 @@ def _lazy_penalty_update(state: GANState, update_index, real, fake, key, axis_na
     return (state.replace(d_params=d_params, d_opt_state=d_opt_state),
             (every * penalty).astype(jnp.float32))
 
-  return jax.lax.cond(update_index % every == 0, regularise,
-                      lambda state: (state, jnp.zeros((), jnp.float32)), state)
+  return _lazily(update_index, every, regularise, state)
 
 
 def generator_update(state: GANState, batch=None, *, axis_name: str | None = None,
@@ -812,11 +833,8 @@ def _apply_generator_gradient(state: GANState, grads, metrics, g_collections, d_
   """The generator's optimizer step with `grads` (averaged over the devices), then, on every
   `path_length_every`-th update, the lazy path-length step, then the EMA generator's update."""
   spec = state.spec
-  grads = _pmean(grads, axis_name)
-  updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
-  state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                        g_opt_state=g_opt_state, g_collections=g_collections,
-                        d_collections=d_collections)
+  grads, state = _generator_optimizer_step(state, grads, axis_name)
+  state = state.replace(g_collections=g_collections, d_collections=d_collections)
   metrics["g_grad_norm"] = optax.tree.norm(grads)
   if state.path_length is not None:
     state, metrics["g_path_length"] = _lazy_path_length_update(state, key, axis_name,
@@ -848,11 +866,11 @@ def ema_beta(spec: GANSpec, step: jax.Array | int) -> jax.Array | float:
 def _lazy_path_length_update(state: GANState, key, axis_name, num_shards
                              ) -> tuple[GANState, jax.Array]:
   """StyleGAN2's lazy path-length regularisation (Karras et al. 2020, section 3.2 and appendix
-  B): on every `path_length_every`-th generator update (`state.step` % k == 0), an extra
-  optimizer step on k * weight * E[(||J_w^T y|| - a)^2] over batch / `path_length_shrink` fresh
-  latents (`regularizers.path_length_penalty`), where a, the running mean length, first moves
-  by `path_length_decay` towards this batch's mean (over the devices). The lengths are taken
-  with respect to the mapping's output w, without style mixing.
+  B; `_lazily`): on every `path_length_every`-th generator update (`state.step` % k == 0), an
+  extra optimizer step on k * weight * E[(||J_w^T y|| - a)^2] over batch / `path_length_shrink`
+  fresh latents (`regularizers.path_length_penalty`), where a, the running mean length, first
+  moves by `path_length_decay` towards this batch's mean (over the devices). The lengths are
+  taken with respect to the mapping's output w, without style mixing.
 
   Returns:
     The state and k * penalty on a regularised update, 0 on the others.
@@ -865,13 +883,13 @@ def _lazy_path_length_update(state: GANState, key, axis_name, num_shards
                      f"path_length_shrink={spec.path_length_shrink}")
   local //= spec.path_length_shrink
   key = jax.random.fold_in(key, _PATH_LENGTH)
-  z = _draw_latents(spec, key, local, axis_name)
-  labels = _draw_fake_labels(spec, key, local, axis_name)
-  keys = _example_keys(key, local, axis_name)
-  direction_keys = _example_keys(jax.random.fold_in(key, _PATH_LENGTH), local, axis_name)
   generator = _with_axis(state.generator, axis_name)
 
   def lengths_fn(g_params):
+    z = _draw_latents(spec, key, local, axis_name)
+    labels = _draw_fake_labels(spec, key, local, axis_name)
+    keys = _example_keys(key, local, axis_name)
+    direction_keys = _example_keys(jax.random.fold_in(key, _PATH_LENGTH), local, axis_name)
     variables = {"params": g_params, **state.g_collections}
     ws = generator.apply(variables, z, labels, train=False, method="mapping")
     synthesize = lambda ws: generator.apply(variables, ws, keys=keys, train=True,
@@ -888,15 +906,11 @@ def _lazy_path_length_update(state: GANState, key, axis_name, num_shards
       return every * spec.path_length_weight * penalty, (penalty, mean)
 
     grads, (penalty, mean) = jax.grad(loss_fn, has_aux=True)(state.g_params)
-    grads = _pmean(grads, axis_name)
-    updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
-    return (state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                          g_opt_state=g_opt_state,
-                          path_length={"mean": mean.astype(jnp.float32)}),
+    _, state = _generator_optimizer_step(state, grads, axis_name)
+    return (state.replace(path_length={"mean": mean.astype(jnp.float32)}),
             (every * penalty).astype(jnp.float32))
 
-  return jax.lax.cond(state.step % every == 0, regularise,
-                      lambda state: (state, jnp.zeros((), jnp.float32)), state)
+  return _lazily(state.step, every, regularise, state)
 
 
 def _generator_key(state: GANState) -> jax.Array:
