@@ -164,7 +164,7 @@ def shrink_images(config: ml_collections.ConfigDict, widths: Sequence[str], widt
   config.data.shuffle_buffer = 64
   config.model.latent_dim = 8
   set_fields(config, {name: width for name in widths})
-  config.eval.update({"num_samples": 16, "metrics": "", "every": 0, "best": ""})
+  config.eval.update({"num_samples": 16, "metrics": "", "every": 0, "best": "", "protocol": ""})
   set_fields(config, fields)
 
 

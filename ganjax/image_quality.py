@@ -1,5 +1,6 @@
-"""Image-quality evaluation of a generator: FID, KID, precision/recall, density/coverage, and for
-a class-conditional generator intra-FID and classification accuracy.
+"""Image-quality evaluation of a generator: FID, KID, the Inception Score, precision/recall,
+density/coverage, and for a class-conditional generator intra-FID and classification accuracy;
+measured by a named protocol (`PROTOCOLS`) or by the fields of `config.eval`.
 
 The measures (`ganjax.metrics`) compare features of generated images with features of real ones.
 The features come from one of two networks (`config.eval.features`):
@@ -15,7 +16,30 @@ The features come from one of two networks (`config.eval.features`):
 
 Both the real and the generated images are quantised to 8 bits first (as images saved to PNG
 files and read back, which is what the reference implementation measures), then fed to the
-network in batches of `eval.batch_size`, the batch split over the local devices.
+network in batches of `eval.batch_size`, the batch split over the local devices; the Inception
+network's input is resized to 299x299 as `eval.resize` says: 'pytorch' (pytorch-fid's
+`F.interpolate`, the default) or 'tf1' (the 2015 graph's own TensorFlow 1 `ResizeBilinear`, as the
+original Inception Score and TTUR code fed it; `ganjax.models.inception.preprocess`).
+
+The Inception Score (`is`, `metrics.inception_score`) is computed from the graph's 1008 logits
+without the classifier's bias (with it under `eval.logits_bias`, as StudioGAN does), in
+`eval.splits` consecutive splits of the generated images.
+
+Protocols (`eval.protocol`, `Protocol`): presets that fix the generated and real image counts,
+the reference split, the resize, the splits and the bias, each as the code that defined it
+measured (its `source`):
+  quick          FID, 10k generated vs 10k real of the run's split, pytorch resize (monitoring)
+  mimicry        IS 50k/10 splits; FID and KID 50k generated vs 50k train; tf1
+  sngan          IS 50k/10 splits; FID 5k generated vs 10k test; tf1
+  stylegan2_ada  is50k (10 splits) and fid50k_full (50k vs the whole train split); tf1
+  studiogan      IS 50k/1 split with the bias; FID 50k vs the whole train split; pytorch
+A protocol's fields replace the config's; `eval.metrics` still says what is measured (a
+protocol's `metrics` are what its source reported, `ganjax.evaluate --protocol`'s default).
+
+Published statistics: `eval.reference_stats` names an .npz with 'mu' and 'sigma' (pytorch-fid's
+`--save-stats`, TTUR's and clean-fid's files), FID's real statistics in place of the dataset's.
+The cache of the real features holds its own 'mu' and 'sigma' in that format, with the protocol
+that produced them.
 
 The real images' features are computed once per dataset, feature network and number of images
 and cached (`eval.stats_dir`, default `$GANJAX_CACHE/real_features` or
@@ -47,16 +71,21 @@ function of (real features, generated features, `Context`)); `METRICS`, `BEST`,
 `measure_names`, `real_radii` and `compute` are read from it.
 
 Config fields read (`config.eval`, all optional; and `conditional.enabled`):
-  metrics            comma-separated names of `MEASURES`: fid, kid, precision_recall,
+  metrics            comma-separated names of `MEASURES`: fid, kid, is, precision_recall,
                      density_coverage, accuracy, intra_fid ('': none)
+  protocol           a key of `PROTOCOLS` ('': none)
   features           'inception' (default) or 'classifier'
   every              evaluate every that many steps during training (0: only at the end)
   num_samples        generated images per evaluation (default 10,000)
-  num_real           real images for the cached features (default 10,000)
+  num_real           real images for the cached features (default 10,000; 0: the whole split)
+  resize             the Inception input: 'pytorch' (default) or 'tf1'
+  splits             the Inception Score's splits (default 10)
+  logits_bias        the Inception Score's logits with the classifier's bias (default false)
+  reference_stats    an .npz with 'mu' and 'sigma' for FID instead of the dataset's features
   batch_size         images per feature batch (default 250)
   best               keep the checkpoint with the best value of this measure in
                      `<workdir>/best/`: a key of `BEST` (lower is better for fid, kid and
-                     intra_fid, higher for precision, recall, density, coverage, accuracy and
+                     intra_fid, higher for is, precision, recall, density, coverage, accuracy and
                      accuracy_min; '': off)
   stats_dir, inception_weights, classifier, classifier_steps   as above
 
@@ -92,11 +121,16 @@ FEATURES = ("inception", "classifier")
 CLASSIFIER_FILE = "classifier.msgpack"
 DEFAULTS = {"metrics": "", "features": "inception", "every": 0, "num_samples": 10_000,
             "num_real": 10_000, "batch_size": 250, "best": "", "stats_dir": None,
-            "inception_weights": None, "classifier": None, "classifier_steps": 2000}
+            "inception_weights": None, "classifier": None, "classifier_steps": 2000,
+            "protocol": "", "resize": "pytorch", "splits": 10, "logits_bias": False,
+            "reference_stats": None}
+# The fields a protocol fixes (`Protocol`); in `settings` they replace the config's.
+PROTOCOL_FIELDS = ("features", "num_samples", "num_real", "resize", "splits", "logits_bias")
 # The stream of the evaluation's fixed latents (folded into the state's key).
 _EVAL_STREAM = 0xE7A1
-# 2: the real images' labels stored with their features.
-_CACHE_VERSION = 2
+# 2: the real images' labels stored with their features. 3: their mean and covariance as 'mu' and
+# 'sigma' beside them, and what produced them ('protocol').
+_CACHE_VERSION = 3
 
 
 class EvaluationError(ConfigError):
@@ -109,7 +143,10 @@ class EvaluationError(ConfigError):
 # What a measure may need besides the features (`Measure.needs`): the real and the generated
 # images' labels ('labels'), or the generated images' labels and the run's classifier's predicted
 # classes of them ('predictions').
-NEEDS = ("labels", "predictions")
+# 'logits': the generated images' logits of the Inception graph's classifier (the Inception Score).
+NEEDS = ("labels", "predictions", "logits")
+# The needs that only a class-conditional run meets.
+_CLASS_NEEDS = ("labels", "predictions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +177,16 @@ class Context:
     real_radii: their k-NN radii for that k (`metrics.knn_radii`), or None (then computed).
     labels: the evaluation's `ClassLabels`, or None for an unconditional run; a measure that
       declares `Measure.needs` is only called with the labels it needs.
+    logits: the generated images' Inception logits (without the bias), for a measure that needs
+      'logits'; else None.
+    splits: the Inception Score's number of splits (`eval.splits`).
   """
   real_statistics: metrics_lib.FeatureStatistics | None = None
   k: int | None = None
   real_radii: np.ndarray | None = None
   labels: ClassLabels | None = None
+  logits: np.ndarray | None = None
+  splits: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,10 +202,12 @@ class Measure:
     k: the neighbourhood size of the real features' k-NN radii it uses, or None for none.
     needs: what it needs besides the features, from `NEEDS`: 'labels' (`Context.labels` with
       the real and the generated images' classes) or 'predictions' (with the generated images'
-      classes and the run's classifier's predictions of them). Either needs a class-conditional
-      run.
+      classes and the run's classifier's predictions of them), either of which needs a
+      class-conditional run; 'logits' (`Context.logits`, from the Inception network).
     details: the names of the per-class sequences it returns besides its numbers
       (`Evaluator.details`; not in the scalar logs).
+    real: whether it reads the real images' features (or, for fid, their statistics, which
+      `eval.reference_stats` may give instead).
   """
   name: str
   numbers: Mapping[str, float | None]
@@ -171,6 +215,7 @@ class Measure:
   k: int | None = None
   needs: tuple[str, ...] = ()
   details: tuple[str, ...] = ()
+  real: bool = True
 
   def __post_init__(self):
     unknown = sorted(set(self.needs) - set(NEEDS))
@@ -198,6 +243,14 @@ def _precision_recall(real: np.ndarray, fake: np.ndarray, context: Context) -> d
 
 def _density_coverage(real: np.ndarray, fake: np.ndarray, context: Context) -> dict[str, float]:
   return metrics_lib.density_coverage(real, fake, context.k, real_radii=context.real_radii)
+
+
+def _inception_score(real: np.ndarray, fake: np.ndarray, context: Context) -> dict[str, float]:
+  del real, fake
+  if context.splits > len(context.logits):
+    raise EvaluationError(f"the Inception Score of {len(context.logits)} images cannot have "
+                          f"{context.splits} splits (eval.splits, eval.num_samples)")
+  return metrics_lib.inception_score(context.logits, context.splits)
 
 
 def _accuracy(real: np.ndarray, fake: np.ndarray, context: Context) -> dict[str, Any]:
@@ -234,8 +287,9 @@ MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
     Measure("kid", {"kid": -1.0, "kid_std": None}, _kid),
     Measure("precision_recall", {"precision": 1.0, "recall": 1.0}, _precision_recall, k=3),
     Measure("density_coverage", {"density": 1.0, "coverage": 1.0}, _density_coverage, k=5),
+    Measure("is", {"is": 1.0, "is_std": None}, _inception_score, needs=("logits",), real=False),
     Measure("accuracy", {"accuracy": 1.0, "accuracy_min": 1.0}, _accuracy,
-            needs=("predictions",), details=("per_class_accuracy",)),
+            needs=("predictions",), details=("per_class_accuracy",), real=False),
     Measure("intra_fid", {"intra_fid": -1.0}, _intra_fid, needs=("labels",),
             details=("per_class_fid",)),
 )}
@@ -267,33 +321,129 @@ class _BestSigns(collections.abc.Mapping):
 BEST: Mapping[str, float] = _BestSigns()
 
 
+# ------------------------------------------------------------------------------------------------
+# Protocols
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """A named way of measuring, as a paper or a library measured: `eval.protocol`.
+
+  Attributes:
+    name: the name of `eval.protocol`.
+    source: where it is defined (paper, code), cited in the README and the tables.
+    metrics: the measures its source reports (`ganjax.evaluate --protocol`'s default).
+    num_samples: generated images.
+    num_real: real images of the reference split (0: all of it).
+    split: the reference split, or None for the run's `data.split`.
+    resize: the Inception input, one of `ganjax.models.inception.RESIZES`.
+    splits: the Inception Score's splits.
+    logits_bias: the Inception Score's logits with the classifier's bias (StudioGAN's; the
+      original code left it out).
+    counts: the generated images of a measure that takes fewer than `num_samples` (the first
+      that many), by measure name.
+    features: the feature network: 'inception' for every paper's protocol.
+  """
+  name: str
+  source: str
+  metrics: tuple[str, ...]
+  num_samples: int
+  num_real: int
+  split: str | None
+  resize: str
+  splits: int = 10
+  logits_bias: bool = False
+  counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+  features: str = "inception"
+
+
+PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
+    Protocol("quick", "ganjax's monitoring default: FID of 10k generated vs the first 10k real "
+             "images of the run's split, pytorch-fid's input", ("fid",), 10_000, 10_000, None,
+             "pytorch"),
+    Protocol("mimicry", "Lee and Town 2020, Mimicry (torch_mimicry.metrics; the TF graph fed at "
+             "ExpandDims:0): IS of 50k in 10 splits; FID and KID of 50k generated vs 50k "
+             "training images", ("is", "fid", "kid"), 50_000, 50_000, "train", "tf1"),
+    Protocol("sngan", "Miyato et al. 2018, SNGAN (sngan_projection, --tf): IS of 50k in 10 "
+             "splits; FID of 5k generated vs 10k real images, of the test split (the paper "
+             "does not name it)", ("is", "fid"), 50_000, 10_000, "test", "tf1",
+             counts={"fid": 5_000}),
+    Protocol("stylegan2_ada", "Karras et al. 2020, StyleGAN2-ADA (stylegan2-ada-pytorch "
+             "metrics fid50k_full, is50k): FID of 50k generated vs the whole training split; "
+             "IS of 50k in 10 splits", ("is", "fid"), 50_000, 0, "train", "tf1"),
+    Protocol("studiogan", "Kang et al. 2023, StudioGAN defaults (InceptionV3_tf, "
+             "post_resizer legacy, ref_dataset train): FID of as many generated images as the "
+             "training split holds (50k for CIFAR-10) vs all of it; IS of 50k in 1 split from "
+             "the logits with the bias", ("is", "fid"), 50_000, 0, "train", "pytorch",
+             splits=1, logits_bias=True),
+)}
+
+
 def settings(config) -> dict[str, Any]:
-  """`config.eval` with the defaults above filled in, checked.
+  """`config.eval` with the defaults above filled in, a protocol's fields put in, checked.
+
+  With `eval.protocol`, its `PROTOCOL_FIELDS` replace the config's, and two more entries say what
+  it fixes: 'split' (the reference split, or None for the run's) and 'counts' (the generated
+  images of the measures that take fewer). `eval.metrics` stays the config's ('' is still off).
 
   Raises:
     EvaluationError: naming the field and the valid values.
   """
+  from ganjax.models import inception
   given = dict(config.get("eval", {}) or {})
   values = {name: given.get(name, default) if given.get(name, default) is not None else default
             for name, default in DEFAULTS.items()}
+  values["split"], values["counts"] = None, {}
+  if values["protocol"]:
+    protocol = PROTOCOLS.get(values["protocol"])
+    if protocol is None:
+      raise EvaluationError(f"eval.protocol {values['protocol']!r} is not one of: "
+                            f"{', '.join(PROTOCOLS)}")
+    values.update({name: getattr(protocol, name) for name in PROTOCOL_FIELDS},
+                  split=protocol.split, counts=dict(protocol.counts))
   values["metrics"] = parse_metrics(values["metrics"])
   if values["features"] not in FEATURES:
     raise EvaluationError(f"eval.features {values['features']!r} is not one of: "
                           f"{', '.join(FEATURES)}")
-  for name in ("every", "num_samples", "num_real", "batch_size", "classifier_steps"):
-    value, smallest = values[name], 0 if name == "every" else 1
+  if values["resize"] not in inception.RESIZES:
+    raise EvaluationError(f"eval.resize {values['resize']!r} is not one of: "
+                          f"{', '.join(inception.RESIZES)}")
+  for name in ("every", "num_samples", "num_real", "batch_size", "classifier_steps", "splits"):
+    value, smallest = values[name], 0 if name in ("every", "num_real") else 1
     if not isinstance(value, int) or isinstance(value, bool) or value < smallest:
       kind = "non-negative" if smallest == 0 else "positive"
       raise EvaluationError(f"eval.{name} must be a {kind} integer, got {value!r}")
+  if "is" in values["metrics"]:
+    if values["features"] != "inception":
+      raise EvaluationError("eval.metrics is (the Inception Score) needs eval.features "
+                            f"'inception', not {values['features']!r}")
+    if not isinstance(values["logits_bias"], bool):
+      raise EvaluationError(f"eval.logits_bias must be true or false, got "
+                            f"{values['logits_bias']!r}")
+    if values["splits"] > values["num_samples"]:
+      raise EvaluationError(f"eval.splits {values['splits']} is more than the "
+                            f"{values['num_samples']} generated images (eval.num_samples)")
   if values["best"] and values["best"] not in BEST:
     raise EvaluationError(f"eval.best {values['best']!r} is not one of: {', '.join(BEST)}")
   if values["best"] and values["best"] not in measure_names(values["metrics"]):
     raise EvaluationError(f"eval.best {values['best']!r} is not computed by eval.metrics "
                           f"{','.join(values['metrics']) or '(none)'}")
+  if values["reference_stats"] is not None:
+    if "fid" not in values["metrics"]:
+      raise EvaluationError("eval.reference_stats gives the real statistics of fid, which "
+                            "eval.metrics does not ask for")
+    if not os.path.isfile(values["reference_stats"]):
+      raise EvaluationError(f"eval.reference_stats {values['reference_stats']} does not exist")
   conditional = config.get("conditional", None) or {}
   if not conditional.get("enabled", False):
     _check_conditional(values["metrics"], num_classes=0)
   return values
+
+
+def reads_real_features(name: str, reference_stats: str | None) -> bool:
+  """Whether measure `name` reads the real images' features (fid does not when
+  `eval.reference_stats` gives their statistics)."""
+  return MEASURES[name].real and not (name == "fid" and reference_stats is not None)
 
 
 def needs(metric_names: tuple[str, ...]) -> frozenset[str]:
@@ -303,7 +453,7 @@ def needs(metric_names: tuple[str, ...]) -> frozenset[str]:
 
 def _check_conditional(metric_names: tuple[str, ...], num_classes: int) -> None:
   """An EvaluationError if a measure that needs labels is asked of an unconditional run."""
-  labelled = [name for name in metric_names if MEASURES[name].needs]
+  labelled = [name for name in metric_names if set(MEASURES[name].needs) & set(_CLASS_NEEDS)]
   if labelled and not num_classes:
     raise EvaluationError(f"eval.metrics {', '.join(labelled)} "
                           f"{'needs' if len(labelled) == 1 else 'need'} a class-conditional run "
@@ -349,6 +499,9 @@ class FeatureNetwork:
     classify: for a classifier, a jittable function (variables, images in [-1, 1]) ->
       (N, num_classes) logits; None for a network that classifies nothing (inception).
     num_classes: a classifier's number of classes (0: none).
+    apply_with_logits: for the Inception network, a jittable function (variables, images in
+      [-1, 1]) -> ((N, dim) features, (N, 1008) logits without the bias), for the Inception
+      Score; None for a network without them.
   """
   name: str
   identity: str
@@ -357,10 +510,13 @@ class FeatureNetwork:
   variables: Any
   classify: Callable[[Any, jax.Array], jax.Array] | None = None
   num_classes: int = 0
+  apply_with_logits: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]] | None = None
 
 
-def inception_network(weights: str | os.PathLike | None = None) -> FeatureNetwork:
-  """pytorch-fid's network from the weight file `weights` (default: $GANJAX_INCEPTION_WEIGHTS).
+def inception_network(weights: str | os.PathLike | None = None,
+                      resize: str = "pytorch") -> FeatureNetwork:
+  """pytorch-fid's network from the weight file `weights` (default: $GANJAX_INCEPTION_WEIGHTS),
+  its input resized and normalised as `resize` says (`inception_network_of`).
 
   Raises:
     EvaluationError: the file is missing, damaged or another file.
@@ -370,10 +526,22 @@ def inception_network(weights: str | os.PathLike | None = None) -> FeatureNetwor
     variables, sha256 = inception.load_weights(weights)
   except (FileNotFoundError, ValueError) as error:
     raise EvaluationError(f"{error} (or set eval.inception_weights)") from None
-  return FeatureNetwork("inception", f"inception-{sha256[:16]}",
-                        inception.FEATURE_DIM,
-                        lambda v, images: inception.extract_features(v, (images + 1.0) / 2.0),
-                        variables)
+  return inception_network_of(variables, f"inception-{sha256[:16]}", resize)
+
+
+def inception_network_of(variables, identity: str, resize: str = "pytorch") -> FeatureNetwork:
+  """The Inception `FeatureNetwork` of `variables` (`ganjax.models.inception`'s), named
+  `identity`, with the suffix '-<resize>' unless the resize is pytorch-fid's; its input resized
+  and normalised as `resize` says (`ganjax.models.inception.preprocess`)."""
+  from ganjax.models import inception
+  inception.check_resize(resize)
+  return FeatureNetwork(
+      "inception", identity + ("" if resize == "pytorch" else f"-{resize}"),
+      inception.FEATURE_DIM,
+      lambda v, images: inception.extract_features(v, (images + 1.0) / 2.0, resize),
+      variables,
+      apply_with_logits=lambda v, images: inception.extract_features_and_logits(
+          v, (images + 1.0) / 2.0, resize))
 
 
 def classifier_network(path: str | os.PathLike, data_shape: tuple[int, ...] | None = None
@@ -440,7 +608,7 @@ def feature_network(config, workdir: str | os.PathLike | None,
   `workdir`) when `eval.features` is 'classifier' and `eval.classifier` names no file."""
   values = settings(config)
   if values["features"] == "inception":
-    return inception_network(values["inception_weights"])
+    return inception_network(values["inception_weights"], values["resize"])
   return classifier_network(classifier_file(config, workdir, "eval.features 'classifier'"),
                             data_shape)
 
@@ -459,10 +627,12 @@ def label_classifier(config, workdir: str | os.PathLike | None, data_shape: tupl
 # Features of generated and real images, the batch split over the local devices
 
 
-def _batch_sharding(batch_size: int) -> tuple[NamedSharding | None, NamedSharding | None, int]:
-  """Shardings of the batch axis over the local devices and of replicated values, and the batch
-  size rounded up to a multiple of their number (no sharding on one device)."""
-  devices = jax.local_devices()
+def _batch_sharding(batch_size: int, devices: list[jax.Device] | None = None
+                    ) -> tuple[NamedSharding | None, NamedSharding | None, int]:
+  """Shardings of the batch axis over the devices (default: the local ones) and of replicated
+  values, and the batch size rounded up to a multiple of their number (no sharding on one
+  device)."""
+  devices = devices or jax.local_devices()
   if len(devices) == 1:
     return None, None, batch_size
   mesh = Mesh(np.asarray(devices), ("batch",))
@@ -486,22 +656,31 @@ class GeneratedFeatures(NamedTuple):
     labels: (num,) int32, the classes the images were made for (image i: i % K), or None for an
       unconditional generator.
     predictions: (num,) int32, the classifier's classes of the images, or None without one.
+    logits: (num, 1008) float32 Inception logits without the bias, or None when not asked for.
   """
   features: np.ndarray
   labels: np.ndarray | None
   predictions: np.ndarray | None
+  logits: np.ndarray | None = None
 
 
 class _Features:
   """Jitted, device-sharded feature functions of one network and batch size (and the predicted
-  classes of a classifier, when one is given)."""
+  classes of a classifier, when one is given; the Inception logits with `logits`).
+
+  `devices` (default: the local devices) splits each batch; the features of an image do not
+  depend on them.
+  """
 
   def __init__(self, network: FeatureNetwork, batch_size: int,
-               classifier: FeatureNetwork | None = None):
+               classifier: FeatureNetwork | None = None, *, logits: bool = False,
+               devices: list[jax.Device] | None = None):
     if classifier is not None and classifier.classify is None:
       raise ValueError(f"the {classifier.name} network classifies nothing")
+    if logits and network.apply_with_logits is None:
+      raise ValueError(f"the {network.name} network gives no Inception logits")
     self.network, self.classifier = network, classifier
-    self.sharding, self.replicated, self.batch_size = _batch_sharding(batch_size)
+    self.sharding, self.replicated, self.batch_size = _batch_sharding(batch_size, devices)
     self.variables = _put(network.variables, self.replicated)
     self.classifier_variables = (
         None if classifier is None else
@@ -525,7 +704,9 @@ class _Features:
       if classifier is not None:
         predictions = jnp.argmax(classifier.classify(classifier_variables, images),
                                  axis=-1).astype(jnp.int32)
-      return network.apply(variables, images), labels, predictions
+      if logits:
+        return (*network.apply_with_logits(variables, images), labels, predictions)
+      return network.apply(variables, images), None, labels, predictions
 
     self._of_images = compilation.jit(of_images)
     self._of_samples = compilation.jit(of_samples)
@@ -538,18 +719,33 @@ class _Features:
                                                 images.dtype)])
     return np.asarray(self._of_images(self.variables, _put(images, self.sharding)))[:count]
 
-  def generated(self, state: train.GANState, num: int) -> GeneratedFeatures:
+  def generated(self, state: train.GANState, num: int, *, report: bool = False
+                ) -> GeneratedFeatures:
     """Features of `num` generated images from the evaluation's fixed noise (for a
     class-conditional generator, image i made for class i % K), their labels and, with a
-    classifier, its predicted classes of them."""
+    classifier, its predicted classes of them; the logits when asked for.
+
+    The images are generated, resized and reduced to features one batch at a time: a batch's
+    results come to the host while the next one is computed, so memory holds the features (50k
+    x 2048 float32: 400 MB), never the images. `report`: progress lines.
+    """
     state = _put(state, self.replicated)
     key = jax.random.fold_in(state.key, _EVAL_STREAM)
-    parts = [self._of_samples(self.variables, self.classifier_variables, state, key, start)
-             for start in range(0, num, self.batch_size)]
-    # Each part is (features, labels, predictions), the last two None where there are none.
-    return GeneratedFeatures(*(
-        None if column[0] is None else np.concatenate([np.asarray(x) for x in column])[:num]
-        for column in zip(*parts)))
+    progress = (progress_lib.Progress(f"{self.network.name} features of the generated images",
+                                      total=num, unit="images") if report else None)
+    parts, pending = [], None
+    for start in [*range(0, num, self.batch_size), None]:
+      computing = None if start is None else self._of_samples(
+          self.variables, self.classifier_variables, state, key, start)
+      if pending is not None:
+        parts.append(jax.tree.map(np.asarray, pending))
+        if progress is not None:
+          progress.update(min(len(parts) * self.batch_size, num))
+      pending = computing
+    # Each part is (features, logits, labels, predictions), None where there are none.
+    features, logits, labels, predictions = (
+        None if column[0] is None else np.concatenate(column)[:num] for column in zip(*parts))
+    return GeneratedFeatures(features, labels, predictions, logits)
 
   def samples(self, state: train.GANState, num: int) -> np.ndarray:
     """Features of `num` generated images from the evaluation's fixed noise."""
@@ -573,9 +769,11 @@ def real_features(data_config: Mapping[str, Any], network: FeatureNetwork, *, nu
 
 def _real_batches(data_config: Mapping[str, Any], batch_size: int, num_real: int
                   ) -> tuple[Iterator[Any], bool]:
-  """(the first `num_real` images of the split in batches, whether they come with labels)."""
+  """(the first `num_real` images of the split (0: all) in batches, whether they come with
+  labels)."""
   from ganjax.data import images as images_lib
-  kwargs = dict(batch_size=batch_size, num_examples=num_real, process_index=0, process_count=1)
+  kwargs = dict(batch_size=batch_size, num_examples=num_real or None, process_index=0,
+                process_count=1)
   try:
     return images_lib.finite_batches(data_config, with_labels=True, **kwargs), True
   except ConfigError:
@@ -588,9 +786,15 @@ def real_features_with_labels(data_config: Mapping[str, Any], network: FeatureNe
                               stats_dir: str | os.PathLike | None = None,
                               features: _Features | None = None
                               ) -> tuple[np.ndarray, np.ndarray | None]:
-  """Features of the first `num_real` images of the dataset's split (in its fixed file order)
-  and their class labels, read from the cache when computed before for the same dataset, network
-  and number.
+  """Features of the first `num_real` images of the dataset's split (in its fixed file order; 0:
+  all of them) and their class labels, read from the cache when computed before for the same
+  dataset, network and number.
+
+  The cache file (in `stats_dir`) is an .npz in the format of published FID statistics: 'mu' and
+  'sigma' (their mean and covariance, which pytorch-fid's `--save-stats` files and TTUR's and
+  clean-fid's also hold, so the file can be given to them or to `eval.reference_stats`), and
+  'protocol' (JSON: the dataset, split, number of images and feature network), beside the
+  'features' and 'labels'.
 
   Returns:
     ((num_real, dim) features, (num_real,) int32 labels, or None for a dataset without labels).
@@ -606,14 +810,15 @@ def real_features_with_labels(data_config: Mapping[str, Any], network: FeatureNe
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
   folder = pathlib.Path(stats_dir if stats_dir is not None else
                         os.path.join(cache_lib.directory(), "real_features"))
-  path = folder / f"{described['name']}-{network.name}-{num_real}-{digest}.npz"
+  path = folder / f"{described['name']}-{network.name}-{num_real or 'all'}-{digest}.npz"
   if path.exists():
     with np.load(path) as stored:
       if json.loads(str(stored["key"])) == key:
         return stored["features"], (stored["labels"] if "labels" in stored.files else None)
   features = features or _Features(network, batch_size)
   feature_parts, label_parts = [], []
-  progress = progress_lib.Progress(f"{network.name} features of the real images", total=num_real,
+  total = num_real or images_lib.num_examples(data_config)
+  progress = progress_lib.Progress(f"{network.name} features of the real images", total=total,
                                    unit="images")
   try:
     batches, labelled = _real_batches(data_config, features.batch_size, num_real)
@@ -629,8 +834,13 @@ def real_features_with_labels(data_config: Mapping[str, Any], network: FeatureNe
   if jax.process_index() == 0:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp.npz")
-    arrays = {"features": result, **({"labels": labels} if labelled else {})}
-    np.savez(temporary, key=json.dumps(key, sort_keys=True), **arrays)
+    statistics = metrics_lib.feature_statistics(result)
+    protocol = {"dataset": described["name"], "split": described["split"] or "train",
+                "num_real": len(result), "feature_network": network.identity}
+    arrays = {"features": result, **({"labels": labels} if labelled else {}),
+              "mu": statistics.mean, "sigma": statistics.covariance, "count": len(result)}
+    np.savez(temporary, key=json.dumps(key, sort_keys=True),
+             protocol=json.dumps(protocol, sort_keys=True), **arrays)
     os.replace(temporary, path)
   return result, labels
 
@@ -648,38 +858,60 @@ def real_radii(real: np.ndarray, metric_names: tuple[str, ...]) -> dict[int, np.
 def compute(real: np.ndarray, fake: np.ndarray, metric_names: tuple[str, ...],
             real_statistics: metrics_lib.FeatureStatistics | None = None,
             radii: dict[int, np.ndarray] | None = None, *,
-            labels: ClassLabels | None = None) -> dict[str, float]:
+            labels: ClassLabels | None = None, **kwargs) -> dict[str, float]:
   """The measures `metric_names` (keys of `MEASURES`) of fake features against real ones, as
   plain floats (`real_statistics` and `radii`, from `real_radii`, when computed before; the
-  `labels` of a class-conditional evaluation). `compute_with_details` also returns the per-class
-  values.
+  `labels` of a class-conditional evaluation; `compute_with_details`'s logits, splits and
+  counts). `compute_with_details` also returns the per-class values.
 
   Raises:
-    EvaluationError: a measure that needs labels (`Measure.needs`) without them.
+    EvaluationError: a measure that needs labels or logits (`Measure.needs`) without them.
   """
   return compute_with_details(real, fake, metric_names, real_statistics, radii,
-                              labels=labels)[0]
+                              labels=labels, **kwargs)[0]
+
+
+def _first(labels: ClassLabels | None, count: int) -> ClassLabels | None:
+  """The classes of the first `count` generated images."""
+  if labels is None:
+    return None
+  predicted = None if labels.predicted is None else labels.predicted[:count]
+  return dataclasses.replace(labels, fake=labels.fake[:count], predicted=predicted)
 
 
 def compute_with_details(real: np.ndarray, fake: np.ndarray, metric_names: tuple[str, ...],
                          real_statistics: metrics_lib.FeatureStatistics | None = None,
                          radii: dict[int, np.ndarray] | None = None, *,
-                         labels: ClassLabels | None = None
+                         labels: ClassLabels | None = None, logits: np.ndarray | None = None,
+                         splits: int = 10, counts: Mapping[str, int] | None = None
                          ) -> tuple[dict[str, float], dict[str, list[float | None]]]:
-  """`compute`'s values, and the measures' per-class values (`Measure.details`) as lists."""
+  """`compute`'s values, and the measures' per-class values (`Measure.details`) as lists.
+
+  Args (besides `compute`'s):
+    logits: the generated images' Inception logits, for the measures that need them (is).
+    splits: the Inception Score's splits.
+    counts: the number of generated images a measure takes (the first that many), by name;
+      the others take all of `fake`.
+  """
   _check_conditional(metric_names, 0 if labels is None else labels.num_classes)
   radii = radii or {}
+  counts = counts or {}
   values: dict[str, float] = {}
   details: dict[str, list[float | None]] = {}
   for name in metric_names:
     measure = MEASURES[name]
+    if "logits" in measure.needs and logits is None:
+      raise EvaluationError(f"eval.metrics {name} needs the Inception network's logits "
+                            "(eval.features 'inception')")
+    count = counts.get(name, len(fake))
     if "labels" in measure.needs and labels.real is None:
       raise EvaluationError(f"eval.metrics {name} needs the real images' class labels; the "
                             "dataset has none")
     if "predictions" in measure.needs and labels.predicted is None:
       raise ValueError(f"eval.metrics {name} needs the classifier's predicted classes")
-    context = Context(real_statistics, measure.k, radii.get(measure.k), labels)
-    result = dict(measure.compute(real, fake, context))
+    context = Context(real_statistics, measure.k, radii.get(measure.k), _first(labels, count),
+                      None if logits is None else logits[:count], splits)
+    result = dict(measure.compute(real, fake[:count], context))
     for detail in measure.details:
       details[detail] = [None if value is None else float(value) for value in result.pop(detail)]
     values.update(result)
@@ -687,19 +919,24 @@ def compute_with_details(real: np.ndarray, fake: np.ndarray, metric_names: tuple
 
 
 class Evaluator:
-  """Evaluates generators against one dataset's cached real features.
+  """Evaluates generators against one dataset's cached real features (or published statistics).
 
   `Evaluator(config, workdir, data_shape)(state)` returns {'fid': ..., 'kid': ..., ...} for
   `eval.num_samples` images of `state`'s generator; `details` then holds the per-class values of
-  that evaluation (`Measure.details`: per_class_accuracy, per_class_fid).
+  that evaluation (`Measure.details`: per_class_accuracy, per_class_fid), and `description()`
+  says how the numbers were measured.
 
   Attributes:
     settings: `settings(config)`.
     metrics: the names of the measures.
     network: the feature network.
     classifier: the classifier whose predictions `accuracy` scores, or None when not asked for.
-    real: the real images' features; real_labels: their classes, or None.
+    data_config: the real images' `config.data` (the protocol's split in place of the run's).
+    real: the real images' features (none, shape (0, dim), when no measure reads them);
+      real_labels: their classes, or None.
+    real_statistics: their mean and covariance, or `eval.reference_stats`'s.
     details: the per-class values of the last evaluation.
+    report: print progress lines while generating (`ganjax.evaluate` sets it).
   """
 
   def __init__(self, config, workdir: str | os.PathLike | None, data_shape: tuple[int, ...]):
@@ -708,20 +945,35 @@ class Evaluator:
     if not self.metrics:
       raise EvaluationError("eval.metrics is empty: nothing to evaluate")
     needed = needs(self.metrics)
+    self.data_config = dict(config.data)
+    if self.settings["split"] is not None:
+      self.data_config["split"] = self.settings["split"]
     self.network = feature_network(config, workdir, data_shape)
     self.classifier = (label_classifier(config, workdir, data_shape, self.network)
                        if "predictions" in needed else None)
-    self.features = _Features(self.network, self.settings["batch_size"], self.classifier)
-    self.real, self.real_labels = real_features_with_labels(
-        config.data, self.network, num_real=self.settings["num_real"],
-        stats_dir=self.settings["stats_dir"], features=self.features)
+    self.features = _Features(self.network, self.settings["batch_size"], self.classifier,
+                              logits="logits" in needed)
+    reference = self.settings["reference_stats"]
+    self.real, self.real_labels = np.zeros((0, self.network.dim), np.float32), None
+    if any(reads_real_features(name, reference) for name in self.metrics):
+      self.real, self.real_labels = real_features_with_labels(
+          self.data_config, self.network, num_real=self.settings["num_real"],
+          stats_dir=self.settings["stats_dir"], features=self.features)
     if "labels" in needed and self.real_labels is None:
       labelled = [name for name in self.metrics if "labels" in MEASURES[name].needs]
       raise EvaluationError(f"eval.metrics {', '.join(labelled)} needs the real images' class "
                             f"labels; dataset {config.data.get('name')!r} has none")
-    self.real_statistics = metrics_lib.feature_statistics(self.real)
+    if reference is not None:
+      try:
+        self.real_statistics = metrics_lib.load_statistics(reference, dim=self.network.dim)
+      except ValueError as error:
+        raise EvaluationError(f"eval.reference_stats: {error}") from None
+    else:
+      self.real_statistics = (metrics_lib.feature_statistics(self.real) if len(self.real)
+                              else None)
     self.real_radii = real_radii(self.real, self.metrics)
     self.details: dict[str, list[float | None]] = {}
+    self.report = False
 
   def __call__(self, state: train.GANState, num_samples: int | None = None) -> dict[str, float]:
     num_classes = state.spec.num_classes
@@ -729,13 +981,42 @@ class Evaluator:
     if self.classifier is not None and self.classifier.num_classes != num_classes:
       raise EvaluationError(f"the classifier has {self.classifier.num_classes} classes, the "
                             f"generator {num_classes}")
-    generated = self.features.generated(state, num_samples or self.settings["num_samples"])
+    generated = self.features.generated(state, num_samples or self.settings["num_samples"],
+                                        report=self.report)
     labels = None if not num_classes else ClassLabels(
         num_classes, generated.labels, self.real_labels, generated.predictions)
-    values, self.details = compute_with_details(self.real, generated.features, self.metrics,
-                                                self.real_statistics, self.real_radii,
-                                                labels=labels)
+    logits = generated.logits
+    if logits is not None and self.settings["logits_bias"]:
+      from ganjax.models import inception
+      logits = logits + np.asarray(inception.logits_bias(self.network.variables))
+    values, self.details = compute_with_details(
+        self.real, generated.features, self.metrics, self.real_statistics, self.real_radii,
+        labels=labels, logits=logits, splits=self.settings["splits"],
+        counts=self.settings["counts"])
     return values
+
+  def description(self) -> dict[str, Any]:
+    """How the numbers are measured: the protocol ('' for none), the feature network, its
+    input's resize, the reference (dataset, split and number of real images, or the statistics
+    file), the generated images of each measure, and the Inception Score's splits."""
+    settings_ = self.settings
+    reference: dict[str, Any]
+    if settings_["reference_stats"] is not None:
+      reference = {"reference_stats": str(settings_["reference_stats"])}
+    else:
+      reference = {}
+    if len(self.real):
+      reference.update(dataset=self.data_config.get("name"),
+                       split=self.data_config.get("split", "train"), num_real=len(self.real))
+    samples = {name: settings_["counts"].get(name, settings_["num_samples"])
+               for name in self.metrics}
+    return {"protocol": settings_["protocol"], "features": self.network.name,
+            "feature_network": self.network.identity,
+            "resize": settings_["resize"] if self.network.name == "inception" else None,
+            "num_samples": settings_["num_samples"], "samples": samples,
+            **({"splits": settings_["splits"], "logits_bias": settings_["logits_bias"]}
+               if "is" in self.metrics else {}),
+            "reference": reference}
 
 
 def eval_config(*, metrics: str = "", features: str = "inception", every: int = 0,
@@ -747,7 +1028,7 @@ def eval_config(*, metrics: str = "", features: str = "inception", every: int = 
   from ml_collections import config_dict
   fields = {**DEFAULTS, "metrics": metrics, "features": features, "every": every, "best": best,
             "num_samples": num_samples, "num_real": num_real, **overrides}
-  for name in ("stats_dir", "inception_weights", "classifier"):
+  for name in ("stats_dir", "inception_weights", "classifier", "reference_stats"):
     if fields[name] is None:
       fields[name] = config_dict.placeholder(str)
   return ml_collections.ConfigDict(fields)

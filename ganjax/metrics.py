@@ -6,7 +6,8 @@
 The image-feature metrics take (num_samples, dim) features of real and generated images (for
 example Inception pool features): the Frechet distance (FID) from feature means and covariances,
 which `RunningStatistics` accumulates batch by batch and `save_statistics` keeps for a data set;
-the kernel distance (KID); precision and recall; density and coverage. Means, covariances and the
+the kernel distance (KID); precision and recall; density and coverage. `inception_score` takes a
+classifier's logits of generated images instead. Means, covariances and the
 Frechet distance are float64 numpy on the host; kernels and pairwise distances are float32 JAX,
 the distances in blocks of query rows so that no (num_samples, num_samples) matrix is formed.
 """
@@ -112,11 +113,11 @@ class FeatureStatistics:
   Attributes:
     mean: (dim,) float64 mean.
     covariance: (dim, dim) float64 covariance, normalised by count - 1 (as `np.cov`).
-    count: number of samples.
+    count: number of samples, or None where unknown (published statistics without it).
   """
   mean: np.ndarray
   covariance: np.ndarray
-  count: int
+  count: int | None
 
 
 class RunningStatistics:
@@ -180,22 +181,97 @@ def feature_statistics(features: jax.typing.ArrayLike) -> FeatureStatistics:
   return running.result()
 
 
-def save_statistics(path: str | os.PathLike, stats: FeatureStatistics) -> None:
-  """Writes statistics to an .npz file at exactly `path` (arrays 'mean', 'covariance', 'count')."""
+def save_statistics(path: str | os.PathLike, stats: FeatureStatistics, **metadata: str) -> None:
+  """Writes statistics to an .npz file at exactly `path` in the format pytorch-fid, TTUR and
+  clean-fid distribute theirs: arrays 'mu' (dim,) and 'sigma' (dim, dim), here with 'count'
+  and each `metadata` string (the protocol that produced them) beside them."""
   with open(path, "wb") as file:
-    np.savez(file, mean=stats.mean, covariance=stats.covariance, count=stats.count)
+    np.savez(file, mu=stats.mean, sigma=stats.covariance, count=stats.count,
+             **{name: np.asarray(value) for name, value in metadata.items()})
 
 
-def load_statistics(path: str | os.PathLike) -> FeatureStatistics:
-  """Reads statistics written by `save_statistics`; a ValueError naming the file if keys are
-  missing."""
-  with np.load(path) as data:
-    missing = sorted({"mean", "covariance", "count"} - set(data.files))
-    if missing:
-      raise ValueError(f"{os.fspath(path)} lacks the feature statistics {', '.join(missing)}")
-    return FeatureStatistics(mean=np.asarray(data["mean"], np.float64),
-                             covariance=np.asarray(data["covariance"], np.float64),
-                             count=int(data["count"]))
+def load_statistics(path: str | os.PathLike, dim: int | None = None) -> FeatureStatistics:
+  """Reads feature statistics from an .npz file: 'mu' and 'sigma' as pytorch-fid, TTUR and
+  clean-fid write them (and `save_statistics`), or 'mean' and 'covariance' of older ganjax files;
+  'count' when the file has it (else None: unknown).
+
+  Args:
+    path: the file.
+    dim: the feature dimension they must have (2048 for Inception pool features), or None.
+
+  Raises:
+    ValueError: naming the file, when it is not an .npz, lacks the arrays, or their shapes are
+      not (dim,) and (dim, dim).
+  """
+  import zipfile
+  name = os.fspath(path)
+  try:
+    data = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, zipfile.BadZipFile) as error:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise ValueError(f"{name} is not an .npz file of feature statistics ({reason})") from None
+  if isinstance(data, np.ndarray):
+    raise ValueError(f"{name} is a single array, not an .npz file with 'mu' and 'sigma'")
+  with data:
+    keys = next((pair for pair in (("mu", "sigma"), ("mean", "covariance"))
+                 if set(pair) <= set(data.files)), None)
+    if keys is None:
+      raise ValueError(f"{name} lacks the feature statistics 'mu' and 'sigma' (it holds "
+                       f"{', '.join(data.files) or 'nothing'})")
+    mean = np.asarray(data[keys[0]], np.float64)
+    covariance = np.asarray(data[keys[1]], np.float64)
+    count = int(data["count"]) if "count" in data.files else None
+  if mean.ndim != 1 or covariance.shape != (mean.size, mean.size):
+    raise ValueError(f"{name}: mu has shape {mean.shape} and sigma {covariance.shape}; expected "
+                     "(dim,) and (dim, dim)")
+  if dim is not None and mean.size != dim:
+    raise ValueError(f"{name} holds statistics of {mean.size}-dimensional features, the "
+                     f"features here have {dim} dimensions")
+  return FeatureStatistics(mean=mean, covariance=covariance, count=count)
+
+
+def inception_score(logits: jax.typing.ArrayLike, splits: int = 10) -> dict[str, float]:
+  """The Inception Score (Salimans et al. 2016) of generated images from their class logits.
+
+  The softmax p(y|x) of each image's logits; the images in `splits` consecutive parts (part i:
+  images [i N / splits, (i + 1) N / splits), rounded down, as the original code and
+  torch-fidelity with samples_shuffle=False cut them); in each part the marginal p(y) = mean of
+  p(y|x) and the score exp(mean over images of KL(p(y|x) || p(y))). In float64.
+
+  For the number of papers, the logits are the 2015 Inception graph's 1008 without the
+  classifier's bias (`ganjax.models.inception.extract_features_and_logits`), over 50,000 images
+  in 10 splits. The score is 1 when every image gets the same distribution over classes, and
+  K when the images are confidently and evenly spread over K classes.
+
+  Args:
+    logits: (num_images, num_classes) logits.
+    splits: the number of parts, at most the number of images.
+
+  Returns:
+    {'is': mean of the parts' scores, 'is_std': their standard deviation (population, ddof=0,
+    as the original code's np.std)}.
+
+  Raises:
+    ValueError: not a 2-D array, or fewer images than splits.
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2:
+    raise ValueError(f"logits must be (num_images, num_classes), got shape {logits.shape}")
+  count = logits.shape[0]
+  if not isinstance(splits, int) or splits < 1 or splits > count:
+    raise ValueError(f"the Inception Score needs 1 <= splits <= the number of images ({count}), "
+                     f"got splits={splits!r}")
+  log_p = logits - logits.max(axis=1, keepdims=True)
+  log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+  scores = []
+  for part in range(splits):
+    chunk = log_p[part * count // splits:(part + 1) * count // splits]
+    p = np.exp(chunk)
+    log_marginal = np.log(p.mean(axis=0))
+    # A class no image of the part gives any probability adds nothing (0 log 0 = 0).
+    kl = np.sum(np.where(p > 0, p * (chunk - log_marginal), 0.0), axis=1)
+    scores.append(np.exp(kl.mean()))
+  return {"is": float(np.mean(scores)), "is_std": float(np.std(scores))}
 
 
 def _psd_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +317,7 @@ def frechet_distance_from_statistics(stats_a: FeatureStatistics,
   if mean_a.shape != mean_b.shape or cov_a.shape != cov_b.shape or cov_a.shape != 2 * mean_a.shape:
     raise ValueError(f"statistics differ in dim: means {mean_a.shape} and {mean_b.shape}, "
                      f"covariances {cov_a.shape} and {cov_b.shape}")
-  if min(stats_a.count, stats_b.count) < 2:
+  if min(count for count in (stats_a.count, stats_b.count, 2) if count is not None) < 2:
     raise ValueError(f"statistics of at least 2 samples needed, got {stats_a.count} and "
                      f"{stats_b.count}")
   sqrt_a = _psd_sqrt(cov_a)

@@ -304,7 +304,7 @@ def test_real_labels_are_cached_and_an_old_cache_is_recomputed(dataset, tmp_path
   with np.load(cache_file) as stored:
     np.testing.assert_array_equal(stored["labels"], real_labels)
     key = json.loads(str(stored["key"]))
-  assert key["version"] == image_quality._CACHE_VERSION == 2
+  assert key["version"] == image_quality._CACHE_VERSION == 3
 
   # Read back from the cache, the dataset untouched.
   finite_batches = images_lib.finite_batches
@@ -329,7 +329,7 @@ def test_real_labels_are_cached_and_an_old_cache_is_recomputed(dataset, tmp_path
   np.testing.assert_allclose(recomputed, direct, rtol=1e-4, atol=1e-5)
   np.testing.assert_array_equal(recomputed_labels, real_labels)
   with np.load(cache_file) as stored:
-    assert json.loads(str(stored["key"]))["version"] == 2 and "labels" in stored.files
+    assert json.loads(str(stored["key"]))["version"] == 3 and "labels" in stored.files
 
 
 def test_a_dataset_without_labels_is_cached_without_them_and_intra_fid_stops(tmp_path):
@@ -351,7 +351,7 @@ def test_a_dataset_without_labels_is_cached_without_them_and_intra_fid_stops(tmp
         rtol=1e-4, atol=1e-5)
     [cache_file] = (tmp_path / "stats").glob("*.npz")
     with np.load(cache_file) as stored:
-      assert sorted(stored.files) == ["features", "key"]
+      assert sorted(stored.files) == ["count", "features", "key", "mu", "protocol", "sigma"]
     with pytest.raises(image_quality.EvaluationError,
                        match="^eval.metrics intra_fid needs the real images' class labels; "
                              "dataset 'celeb_a' has none$"):
@@ -368,7 +368,8 @@ def test_accuracy_with_inception_features_uses_the_runs_classifier(dataset, tmp_
       lambda variables, images: classifier.extract_features(variables, images,
                                                             num_classes=NUM_CLASSES,
                                                             feature_dim=16), untrained)
-  monkeypatch.setattr(image_quality, "inception_network", lambda weights=None: stand_in)
+  monkeypatch.setattr(image_quality, "inception_network",
+                      lambda weights=None, resize="pytorch": stand_in)
   config = run_config(data, "fid,accuracy", tmp_path, features="inception")
   with pytest.raises(image_quality.EvaluationError,
                      match="^eval.metrics accuracy needs eval.classifier"):

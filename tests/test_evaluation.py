@@ -177,6 +177,12 @@ def test_run_evaluates_keeps_the_best_checkpoint_and_the_command_agrees(tmp_path
     assert all(np.isfinite(line[name]) for name in measures) and line["eval_seconds"] > 0
     assert line["fid"] > 0 and 0 <= line["precision"] <= 1 and 0 <= line["coverage"] <= 1
   assert summary["fid"] == evaluated[-1]["fid"] and summary["features"] == "classifier"
+  # summary.json records how the numbers were measured.
+  assert summary["evaluation"]["protocol"] == "" and summary["evaluation"]["resize"] is None
+  assert summary["evaluation"]["reference"] == {"dataset": "folder", "split": "train",
+                                                "num_real": 16}
+  assert summary["evaluation"]["samples"] == {name: 24 for name in (
+      "fid", "kid", "precision_recall", "density_coverage")}
   assert (workdir / image_quality.CLASSIFIER_FILE).exists()
 
   best = json.loads((workdir / "best.json").read_text())
@@ -211,14 +217,14 @@ def test_fid_of_the_evaluator_is_the_frechet_distance_of_its_features(tmp_path):
 
 
 def test_the_public_tables_come_from_the_registry():
-  assert image_quality.METRICS == ("fid", "kid", "precision_recall", "density_coverage",
+  assert image_quality.METRICS == ("fid", "kid", "precision_recall", "density_coverage", "is",
                                    "accuracy", "intra_fid")
   assert dict(image_quality.BEST) == {"fid": -1.0, "kid": -1.0, "precision": 1.0, "recall": 1.0,
-                                   "density": 1.0, "coverage": 1.0, "accuracy": 1.0,
+                                   "density": 1.0, "coverage": 1.0, "is": 1.0, "accuracy": 1.0,
                                    "accuracy_min": 1.0, "intra_fid": -1.0}
   assert image_quality.measure_names(image_quality.METRICS) == (
-      "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "accuracy",
-      "accuracy_min", "intra_fid")
+      "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "is", "is_std",
+      "accuracy", "accuracy_min", "intra_fid")
   assert issubclass(image_quality.EvaluationError, errors.ConfigError)
 
 

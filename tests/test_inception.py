@@ -109,17 +109,15 @@ def torch_modules():
 
 @pytest.fixture(scope="module")
 def torch_state_dict(torch_modules, state_dict):
-  """`state_dict` with the keys of torchvision's Inception-v3 as pytorch-fid builds it: the
-  classifier (random) and BatchNorm's counters added."""
+  """`state_dict` with the keys of torchvision's Inception-v3 as pytorch-fid builds it: BatchNorm's
+  counters added."""
   torch, torchvision, _ = torch_modules
   full = torchvision.models.inception.Inception3(num_classes=1008, aux_logits=False,
                                                  init_weights=False).state_dict()
-  rng = np.random.default_rng(1)
-  for key, value in full.items():
+  assert set(state_dict) <= set(full)
+  for key in full:
     if key in state_dict:
       full[key] = torch.from_numpy(state_dict[key])
-    elif key.startswith("fc."):
-      full[key] = torch.from_numpy(rng.normal(0, 0.01, tuple(value.shape)).astype(np.float32))
   return full
 
 
@@ -150,9 +148,8 @@ def weight_files(torch_modules, torch_state_dict, tmp_path_factory):
 
 
 def test_state_dict_keys_and_shapes_are_torchvisions(torch_modules, torch_state_dict):
-  ignored = [key for key in torch_state_dict
-             if key.startswith("fc.") or key.endswith("num_batches_tracked")]
-  assert len(ignored) == 2 + 94
+  ignored = [key for key in torch_state_dict if key.endswith("num_batches_tracked")]
+  assert len(ignored) == 94
   assert inception.state_dict_shapes() == {
       key: tuple(value.shape) for key, value in torch_state_dict.items() if key not in ignored}
 
@@ -333,7 +330,7 @@ def test_second_load_reads_the_cache(monkeypatch, tmp_path, state_dict, variable
   monkeypatch.setattr(inception, "read_torch_state_dict", read)
   first = inception.load_variables(sha256_prefix=digest[:8])
   assert reads == [str(weights)]
-  assert os.listdir(tmp_path / "cache") == [f"fid_inception_v1-{digest}.npz"]
+  assert os.listdir(tmp_path / "cache") == [f"fid_inception_v2-{digest}.npz"]
   second = inception.load_variables(sha256_prefix=digest[:8])
   assert reads == [str(weights)]
   assert_trees_equal(first, variables)
@@ -341,6 +338,111 @@ def test_second_load_reads_the_cache(monkeypatch, tmp_path, state_dict, variable
   assert isinstance(second["params"], dict) and isinstance(second["params"]["Mixed_5b"], dict)
 
   # A cache that does not fit the network is rebuilt from the weight file.
-  shutil.copy(weights, tmp_path / "cache" / f"fid_inception_v1-{digest}.npz")
+  shutil.copy(weights, tmp_path / "cache" / f"fid_inception_v2-{digest}.npz")
   assert_trees_equal(inception.load_variables(sha256_prefix=digest[:8]), variables)
   assert len(reads) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# The original graph's input (TensorFlow 1's resize) and the Inception Score's logits
+
+
+def tf1_resize_by_its_rule(image, height, width):
+  """TensorFlow 1's ResizeBilinear (align_corners=False, no half-pixel centres), pixel by pixel
+  as its kernel states it: output (y, x) samples the input at (y * in_h / out_h, x * in_w /
+  out_w) (scales and products in float32), between floor and min(ceil, size - 1) of each
+  coordinate, top = tl + (tr - tl) dx, bottom likewise, out = top + (bottom - top) dy."""
+  in_height, in_width = image.shape[:2]
+  scale_y = np.float32(in_height) / np.float32(height)
+  scale_x = np.float32(in_width) / np.float32(width)
+  out = np.zeros((height, width, image.shape[2]), np.float64)
+  for y in range(height):
+    source_y = np.float32(y) * scale_y
+    top_y, bottom_y = int(np.floor(source_y)), min(int(np.ceil(source_y)), in_height - 1)
+    dy = float(source_y - np.floor(source_y))
+    for x in range(width):
+      source_x = np.float32(x) * scale_x
+      left, right = int(np.floor(source_x)), min(int(np.ceil(source_x)), in_width - 1)
+      dx = float(source_x - np.floor(source_x))
+      top = image[top_y, left] + (image[top_y, right] - image[top_y, left]) * dx
+      bottom = image[bottom_y, left] + (image[bottom_y, right] - image[bottom_y, left]) * dx
+      out[y, x] = top + (bottom - top) * dy
+  return out
+
+
+@pytest.mark.parametrize("in_shape,out_shape", [((32, 32), (299, 299)), ((28, 40), (299, 299)),
+                                                ((64, 48), (31, 45))])
+def test_tf1_resize_follows_tensorflow_1s_rule(in_shape, out_shape):
+  # A ramp (pixel value = 8-bit level of its column plus its row) shows any shift of the grid.
+  rows, columns = np.meshgrid(np.arange(in_shape[0]), np.arange(in_shape[1]), indexing="ij")
+  ramp = ((rows * 3 + columns * 5) % 256).astype(np.float32)
+  image = np.stack([ramp, ramp[::-1], 255 - ramp], axis=-1)
+  got = np.asarray(inception.resize_bilinear_tf1(image[None], *out_shape))[0]
+  # Blends of at most 4 values up to 255, in float32: a few ulps of 255.
+  np.testing.assert_allclose(got, tf1_resize_by_its_rule(image, *out_shape), rtol=0, atol=1e-4)
+  import tensorflow as tf  # the op itself, as the 2015 graph ran it
+  want = tf.raw_ops.ResizeBilinear(images=image[None], size=out_shape, align_corners=False,
+                                   half_pixel_centers=False).numpy()[0]
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+  # A different rule from PyTorch's (half-pixel centres): on the 32 -> 299 ramp by whole levels.
+  pytorch = np.asarray(inception.resize_bilinear(image[None], *out_shape))[0]
+  assert np.abs(pytorch - got).max() > 1.0
+
+
+def test_preprocess_normalises_as_each_input_does():
+  batch = np.full((1, 299, 299, 3), 128 / 255, np.float32)
+  # pytorch-fid's 2x - 1 and the graph's (x - 128) / 128 of the 8-bit level 128.
+  np.testing.assert_allclose(inception.preprocess(batch, resize="pytorch"), 2 * 128 / 255 - 1,
+                             atol=1e-7)
+  np.testing.assert_allclose(inception.preprocess(batch, resize="tf1"), 0.0, atol=1e-6)
+  message = error_message(ValueError, inception.preprocess, batch, resize="bicubic")
+  assert "'bicubic'" in message and "pytorch, tf1" in message
+
+
+@pytest.fixture(scope="module")
+def torch_fidelity_model(torch_modules, torch_state_dict, tmp_path_factory):
+  """torch-fidelity's `FeatureExtractorInceptionV3` (the 2015 graph with its TF1 resize) with
+  the random weights, asked for the pool features, the logits without and with the bias."""
+  torch = torch_modules[0]
+  extractor = import_test_extra("torch_fidelity.feature_extractor_inceptionv3")
+  path = tmp_path_factory.mktemp("fidelity") / "weights.pth"
+  torch.save({key: value for key, value in torch_state_dict.items()
+              if not key.endswith("num_batches_tracked")}, path)
+  return extractor.FeatureExtractorInceptionV3(
+      "inception-v3-compat", ["2048", "logits_unbiased", "logits"],
+      feature_extractor_weights_path=str(path))
+
+
+def test_features_logits_and_inception_score_match_torch_fidelity(torch_modules,
+                                                                  torch_fidelity_model,
+                                                                  variables):
+  torch = torch_modules[0]
+  metric_isc = import_test_extra("torch_fidelity.metric_isc")
+  from ganjax import metrics
+  levels = np.random.default_rng(4).integers(0, 256, (10, 32, 32, 3)).astype(np.uint8)
+  got_features, got_logits, want_features, want_logits, want_biased = [], [], [], [], []
+  for start in range(0, 10, 2):  # batches of 2, as every network call in this file
+    batch = levels[start:start + 2]
+    features, logits = inception.extract_features_and_logits(
+        variables, batch.astype(np.float32) / 255, resize="tf1")
+    got_features.append(np.asarray(features))
+    got_logits.append(np.asarray(logits))
+    with torch.no_grad():
+      pooled, unbiased, biased = torch_fidelity_model(torch.from_numpy(batch.transpose(0, 3, 1, 2)))
+    want_features.append(pooled.numpy())
+    want_logits.append(unbiased.numpy())
+    want_biased.append(biased.numpy())
+  got_logits, want_logits = np.concatenate(got_logits), np.concatenate(want_logits)
+  assert np.abs(want_logits).max() > 1.0  # random weights that spread the classes
+  assert_close(np.concatenate(got_features), np.concatenate(want_features), FEATURE_RTOL)
+  assert_close(got_logits, want_logits, FEATURE_RTOL)
+  # The bias is the one torch-fidelity's biased logits add.
+  assert_close(got_logits + np.asarray(inception.logits_bias(variables)),
+               np.concatenate(want_biased), FEATURE_RTOL)
+  # The score in torch-fidelity's splits (its samples_shuffle off: the original code's order).
+  want = metric_isc.isc_features_to_metric(torch.from_numpy(want_logits), splits=5,
+                                           shuffle=False)
+  got = metrics.inception_score(got_logits, splits=5)
+  # Logits equal to ~1e-5 of their scale move exp(mean KL) by about as much.
+  assert got["is"] == pytest.approx(want["inception_score_mean"], rel=1e-4)
+  assert got["is_std"] == pytest.approx(want["inception_score_std"], rel=1e-3, abs=1e-6)

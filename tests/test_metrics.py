@@ -157,9 +157,11 @@ def test_statistics_save_load_round_trip_and_missing_keys(tmp_path):
   np.testing.assert_array_equal(loaded.mean, stats.mean)
   np.testing.assert_array_equal(loaded.covariance, stats.covariance)
   assert loaded.count == 50
+  with np.load(path) as stored:  # the published files' keys, and the count beside them
+    assert {"mu", "sigma"} <= set(stored.files)
   broken = tmp_path / "broken.npz"
   np.savez(broken, mean=stats.mean)
-  with pytest.raises(ValueError, match=r"broken\.npz.*count, covariance"):
+  with pytest.raises(ValueError, match=r"broken\.npz lacks .*'mu' and 'sigma' \(it holds mean\)"):
     metrics.load_statistics(broken)
 
 
@@ -293,3 +295,90 @@ def test_neighbourhood_metrics_count_points_on_the_boundary():
                                   real_radii=metrics.knn_radii(real, 5, batch_size=64)) == dc
   with pytest.raises(ValueError, match="one radius per real sample"):
     metrics.density_coverage(real, fake, real_radii=radii[:-1])
+
+
+# ------------------------------------------------------------------------------------------------
+# The Inception Score
+
+
+def direct_inception_score(logits, splits):
+  """The Inception Score image by image: scipy's softmax and KL divergence (`scipy.stats.entropy`
+  of two distributions), each split's marginal the mean of its images' distributions."""
+  import scipy.special
+  import scipy.stats
+  scores = []
+  count = len(logits)
+  for part in range(splits):
+    probabilities = scipy.special.softmax(
+        np.asarray(logits[part * count // splits:(part + 1) * count // splits], np.float64),
+        axis=1)
+    marginal = probabilities.mean(axis=0)
+    kl = [scipy.stats.entropy(p, marginal) for p in probabilities]
+    scores.append(np.exp(np.mean(kl)))
+  return np.mean(scores), np.std(scores)
+
+
+def test_inception_score_equals_a_direct_computation():
+  # 103 images in 10 splits: parts of 10 and 11 images, cut where the original code cuts them.
+  logits = np.random.default_rng(11).normal(0, 3, (103, 1008)).astype(np.float32)
+  got = metrics.inception_score(logits, splits=10)
+  mean, std = direct_inception_score(logits, 10)
+  # Both in float64 from the same float32 logits; the sums differ only in order.
+  assert got["is"] == pytest.approx(mean, rel=1e-10)
+  assert got["is_std"] == pytest.approx(std, rel=1e-8)
+  assert got["is_std"] > 0
+  assert metrics.inception_score(logits, splits=1)["is_std"] == 0.0
+
+
+@pytest.mark.parametrize("num_classes", [1, 2, 10, 1008])
+def test_inception_score_of_confident_even_samples_is_the_number_of_classes(num_classes):
+  # Every image puts all but e^-60 of its mass on one class, the classes in turn: each split's
+  # marginal is uniform over num_classes, so the score is exp(log K - ~0) = K.
+  images = 20 * num_classes
+  logits = np.zeros((images, 1008), np.float32)
+  logits[np.arange(images), np.arange(images) % num_classes] = 60.0
+  got = metrics.inception_score(logits, splits=10 if num_classes < 1008 else 2)
+  assert got["is"] == pytest.approx(num_classes, rel=1e-12)
+  assert got["is_std"] == pytest.approx(0.0, abs=1e-9 * num_classes)
+
+
+def test_inception_score_of_identical_distributions_is_one():
+  # Not confident, but every image the same distribution: p(y|x) = p(y), every KL is 0.
+  logits = np.tile(np.random.default_rng(12).normal(0, 5, (1, 1008)), (50, 1))
+  got = metrics.inception_score(logits, splits=5)
+  assert got["is"] == pytest.approx(1.0, abs=1e-12) and got["is_std"] == pytest.approx(0, abs=1e-12)
+
+
+def test_inception_score_bad_inputs_are_one_line_errors():
+  for logits, splits, message in ((np.zeros(5), 1, "num_images, num_classes"),
+                                  (np.zeros((5, 3)), 6, "splits <= the number of images"),
+                                  (np.zeros((5, 3)), 0, "splits")):
+    with pytest.raises(ValueError, match=message) as error:
+      metrics.inception_score(logits, splits)
+    assert "\n" not in str(error.value)
+
+
+def test_published_statistics_files_are_read_and_checked(tmp_path):
+  # pytorch-fid's --save-stats, TTUR's and clean-fid's files: np.savez_compressed(mu=, sigma=).
+  features = np.random.default_rng(13).normal(size=(40, 5))
+  mu, sigma = features.mean(axis=0), np.cov(features, rowvar=False)
+  published = tmp_path / "fid_stats_cifar10_train.npz"
+  np.savez_compressed(published, mu=mu, sigma=sigma)
+  loaded = metrics.load_statistics(published, dim=5)
+  np.testing.assert_array_equal(loaded.mean, mu)
+  np.testing.assert_array_equal(loaded.covariance, sigma)
+  assert loaded.count is None  # not in the file: unknown
+  with pytest.raises(ValueError, match="5-dimensional features, the features here have 2048"):
+    metrics.load_statistics(published, dim=2048)
+  misshapen = tmp_path / "misshapen.npz"
+  np.savez(misshapen, mu=mu, sigma=sigma[:4])
+  with pytest.raises(ValueError, match=r"sigma \(4, 5\)"):
+    metrics.load_statistics(misshapen)
+  single = tmp_path / "single.npy"
+  np.save(single, mu)
+  with pytest.raises(ValueError, match="single array"):
+    metrics.load_statistics(single)
+  text = tmp_path / "notes.txt"
+  text.write_text("mu sigma")
+  with pytest.raises(ValueError, match="not an .npz file"):
+    metrics.load_statistics(text)

@@ -267,6 +267,18 @@ def num_classes(data_config: Mapping[str, Any]) -> int:
   return int(_label_feature(name, builder).num_classes)
 
 
+def num_examples(data_config: Mapping[str, Any]) -> int:
+  """The number of examples in the dataset's split (all processes' shares together).
+
+  Raises:
+    DatasetNotPrepared: the dataset is not in the data directory.
+    ConfigError: invalid config or unknown split.
+  """
+  image_shape(data_config)
+  builder = _builder(data_config)
+  return int(builder.info.splits[_get(data_config, "split", "train")].num_examples)
+
+
 def class_frequencies(data_config: Mapping[str, Any]) -> np.ndarray:
   """The fraction of each class among the examples of the split (all processes' shares), from
   its 'label' feature: what fake labels are drawn with when they follow the data

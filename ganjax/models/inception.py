@@ -6,7 +6,13 @@ pytorch-fid ports to PyTorch (`pytorch_fid.inception.InceptionV3(output_blocks=[
 computes the same function in Flax, layer for layer, from pytorch-fid's weight file:
 
   input: NHWC images in [0, 1], resized to 299x299 by bilinear interpolation without antialiasing
-    (PyTorch's `F.interpolate(mode='bilinear', align_corners=False)`), then mapped to [-1, 1];
+    and mapped to [-1, 1], in one of two ways (`RESIZES`):
+      'pytorch'  PyTorch's `F.interpolate(mode='bilinear', align_corners=False)`, then 2x - 1:
+                 pytorch-fid's input, and so that of the FID numbers computed with it;
+      'tf1'      the 2015 graph's own input: TensorFlow 1's `ResizeBilinear` (align_corners=False
+                 and no half-pixel offset: output pixel d samples the input at d * in / out) of
+                 the 8-bit values, then (x - 128) / 128: the input of the original Inception
+                 Score and TTUR FID code, and of ports that reproduce it (torch-fidelity);
   stem: 3x3 convolutions of 32 (stride 2), 32 and 64 features, max pool 3x3/2, a 1x1 convolution
     of 80 and a 3x3 one of 192 features, max pool 3x3/2 (35x35x192);
   Mixed_5b..5d (InceptionA), Mixed_6a (InceptionB), Mixed_6b..6e (InceptionC), Mixed_7a
@@ -16,6 +22,10 @@ Every convolution is torchvision's `BasicConv2d`: no bias, BatchNorm with epsilo
 statistics only), ReLU. The FID graph differs from torchvision's Inception-v3 in its pooling
 branches: the average pools of Mixed_5b..5d, 6b..6e and 7b leave the zero padding out of the mean
 (TensorFlow's average pool), and Mixed_7c's pooling branch takes a 3x3 max pool instead.
+
+The graph's classifier follows the features: 1008 logits from the features times `fc.weight`.
+The Inception Score (Salimans et al. 2016) takes them without the bias (the original code read the
+graph's `softmax/logits/MatMul`), as `extract_features_and_logits` returns them.
 
 The weights: `WEIGHTS_URL` (`WEIGHTS_FILE`, about 92 MB). `load_variables(path)` checks the file's
 SHA-256, reads it without PyTorch (`read_torch_state_dict`, both of PyTorch's file formats),
@@ -28,6 +38,8 @@ References:
   Computer Vision", CVPR 2016.
   Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by a Two Time-Scale Update
   Rule Converge to a Local Nash Equilibrium", NeurIPS 2017 (FID).
+  Salimans, Goodfellow, Zaremba, Cheung, Radford and Chen, "Improved Techniques for Training
+  GANs", NeurIPS 2016 (the Inception Score).
   Seitzer, "pytorch-fid: FID Score for PyTorch", https://github.com/mseitzer/pytorch-fid,
   version 0.3.0 (the weights and the PyTorch port of the FID network).
 """
@@ -58,12 +70,16 @@ WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_we
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"
 FEATURE_DIM = 2048
+NUM_LOGITS = 1008
 INPUT_SIZE = 299
+# The ways of resizing to 299x299 and mapping to [-1, 1] (`preprocess`).
+RESIZES = ("pytorch", "tf1")
 BATCH_NORM_EPSILON = 1e-3
 # Environment variables: the weight file's path, and the folder of converted-weight caches.
 WEIGHTS_ENV = "GANJAX_INCEPTION_WEIGHTS"
 CACHE_ENV = cache_lib.ENV
-_CACHE_VERSION = 1
+# 2: the classifier's weight (fc) kept for the Inception Score.
+_CACHE_VERSION = 2
 
 Variables = dict[str, Any]
 
@@ -87,8 +103,15 @@ def _interpolation_matrix(in_size: int, out_size: int) -> np.ndarray:
   lower = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
   upper = np.minimum(lower + 1, in_size - 1)
   upper_weight = np.clip(source - lower.astype(np.float32), 0, 1).astype(np.float32)
-  matrix = np.zeros((out_size, in_size), np.float32)
-  rows = np.arange(out_size)
+  return _blend_matrix(in_size, lower, upper, upper_weight)
+
+
+def _blend_matrix(in_size: int, lower: np.ndarray, upper: np.ndarray,
+                  upper_weight: np.ndarray) -> np.ndarray:
+  """The (out_size, in_size) matrix whose row d blends input pixels lower[d] and upper[d] with
+  weights 1 - upper_weight[d] and upper_weight[d] (one pixel of weight 1 where they coincide)."""
+  matrix = np.zeros((len(lower), in_size), np.float32)
+  rows = np.arange(len(lower))
   np.add.at(matrix, (rows, lower), np.float32(1) - upper_weight)
   np.add.at(matrix, (rows, upper), upper_weight)
   return matrix
@@ -109,41 +132,87 @@ def resize_bilinear(images: jax.typing.ArrayLike, height: int, width: int) -> ja
   Returns:
     (batch, height, width, channels) float32 images.
   """
+  return _resize(images, height, width, "pytorch")
+
+
+def _tf1_interpolation_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """The (out_size, in_size) matrix of TensorFlow 1's `ResizeBilinear` along one axis
+  (align_corners=False, half_pixel_centers=False: the kernel's legacy scaler).
+
+  Output pixel d samples the input at s = d * scale, scale = in_size / out_size, both in float32
+  as the kernel computes them, between pixels floor(s) and min(ceil(s), in_size - 1) with weights
+  1 - (s - floor(s)) and s - floor(s). Unlike PyTorch's rule there is no half-pixel offset: the
+  grid starts at the first input pixel's centre and, when upsampling, holds the last one over
+  the last in/out of the image.
+  """
+  scale = np.float32(in_size) / np.float32(out_size)
+  source = np.arange(out_size, dtype=np.float32) * scale
+  lower_float = np.floor(source)
+  lower = np.maximum(lower_float.astype(np.int64), 0)
+  upper = np.minimum(np.ceil(source).astype(np.int64), in_size - 1)
+  return _blend_matrix(in_size, lower, upper, (source - lower_float).astype(np.float32))
+
+
+_INTERPOLATION_MATRICES = {"pytorch": _interpolation_matrix, "tf1": _tf1_interpolation_matrix}
+
+
+def resize_bilinear_tf1(images: jax.typing.ArrayLike, height: int, width: int) -> jax.Array:
+  """Resizes images as TensorFlow 1's `tf.image.resize_bilinear(align_corners=False)` (the
+  2015 Inception graph's `ResizeBilinear`): see `_tf1_interpolation_matrix`. No antialiasing;
+  two matrix products at full float32 precision. Arguments and result as `resize_bilinear`'s.
+  """
+  return _resize(images, height, width, "tf1")
+
+
+def _resize(images: jax.typing.ArrayLike, height: int, width: int, rule: str) -> jax.Array:
   images = jnp.asarray(images, jnp.float32)
   _, in_height, in_width, _ = images.shape
   highest = jax.lax.Precision.HIGHEST
   if (in_height, in_width) != (height, width):
-    rows = jnp.asarray(_interpolation_matrix(in_height, height))
-    columns = jnp.asarray(_interpolation_matrix(in_width, width))
+    matrix = _INTERPOLATION_MATRICES[rule]
+    rows = jnp.asarray(matrix(in_height, height))
+    columns = jnp.asarray(matrix(in_width, width))
     images = jnp.einsum("yh,nhwc->nywc", rows, images, precision=highest)
     images = jnp.einsum("xw,nywc->nyxc", columns, images, precision=highest)
   return images
 
 
+def check_resize(resize: str) -> str:
+  """`resize` if it is one of `RESIZES`, else a one-line ValueError."""
+  if resize not in RESIZES:
+    raise ValueError(f"resize {resize!r} is not one of: {', '.join(RESIZES)}")
+  return resize
+
+
 def preprocess(images: jax.typing.ArrayLike, resize_input: bool = True,
-               normalize_input: bool = True) -> jax.Array:
+               normalize_input: bool = True, resize: str = "pytorch") -> jax.Array:
   """The network's input from images: 3 channels, 299x299 and [-1, 1], each step optional.
 
   Args:
     images: (batch, height, width, 1 or 3) floats in [0, 1]; one channel is repeated to three.
-    resize_input: resize to 299x299 with `resize_bilinear`.
-    normalize_input: map [0, 1] to [-1, 1] (x -> 2x - 1).
+    resize_input: resize to 299x299.
+    normalize_input: map [0, 1] to [-1, 1].
+    resize: 'pytorch' (`resize_bilinear`, then x -> 2x - 1, pytorch-fid's input) or 'tf1'
+      (`resize_bilinear_tf1`, then the graph's own (255x - 128) / 128 of the 8-bit values);
+      the resize is linear with weights that sum to one, so resizing the values in [0, 1] or in
+      [0, 255] differs only by rounding.
 
   Returns:
     (batch, 299, 299, 3) float32 inputs (the input's own size when `resize_input` is False).
 
   Raises:
-    ValueError: the images are not of rank 4 with 1 or 3 channels.
+    ValueError: the images are not of rank 4 with 1 or 3 channels, or an unknown `resize`.
   """
+  check_resize(resize)
   images = jnp.asarray(images, jnp.float32)
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f"expected NHWC images with 1 or 3 channels, got shape {images.shape}")
   if images.shape[-1] == 1:
     images = jnp.repeat(images, 3, axis=-1)
   if resize_input:
-    images = resize_bilinear(images, INPUT_SIZE, INPUT_SIZE)
+    images = _resize(images, INPUT_SIZE, INPUT_SIZE, resize)
   if normalize_input:
-    images = 2 * images - 1
+    images = 2 * images - 1 if resize == "pytorch" else (images * 255 - 128) / 128
   return images
 
 
@@ -313,17 +382,38 @@ class InceptionE(nn.Module):
     return jnp.concatenate([branch1x1, branch3x3, branch3x3dbl, branch_pool], axis=-1)
 
 
+class _Classifier(nn.Module):
+  """The graph's 1008-way classifier: its logits without the bias (variables 'kernel' and
+  'bias', the latter read by `logits_bias` for protocols that add it)."""
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, features: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (FEATURE_DIM, NUM_LOGITS))
+    self.param("bias", nn.initializers.zeros, (NUM_LOGITS,))
+    return jnp.dot(features, kernel, precision=self.precision)
+
+
+def logits_bias(variables: Variables) -> jax.Array:
+  """The classifier's bias, (1008,): StudioGAN's Inception Score adds it to the logits, the
+  original code and the other protocols do not."""
+  return variables["params"]["fc"]["bias"]
+
+
 class FIDInceptionV3(nn.Module):
-  """The FID Inception-v3 network up to its 2048 pooled features (pytorch-fid's block 3).
+  """The FID Inception-v3 network up to its 2048 pooled features (pytorch-fid's block 3) and the
+  graph's 1008 logits without the classifier's bias (those of the Inception Score).
 
   Variables: {'params', 'batch_stats'}, named as in PyTorch's state dict (`Mixed_5b`,
-  `branch1x1`, `conv`, `bn`); BatchNorm always uses the running statistics. Load the FID weights
-  with `load_variables`; `init` gives random ones of the same tree.
+  `branch1x1`, `conv`, `bn`, `fc`); BatchNorm always uses the running statistics. Load the FID
+  weights with `load_variables`; `init` gives random ones of the same tree.
 
   Attributes:
-    resize_input: resize the images to 299x299 (`resize_bilinear`); without it the spatial size
-      must be at least 75x75.
+    resize_input: resize the images to 299x299; without it the spatial size must be at least
+      75x75.
     normalize_input: map the images from [0, 1] to [-1, 1] (the range the weights expect).
+    resize: how to resize and normalise, one of `RESIZES` (see `preprocess`).
+    logits: also return the logits.
     precision: `lax.Precision` of the convolutions, or None for JAX's default: float32 on CPUs,
       TF32 tensor cores on recent NVIDIA GPUs, as PyTorch's default for convolutions (and so
       pytorch-fid on a GPU). On an H100, features at batch 64 differed from float32 ones by up
@@ -332,19 +422,22 @@ class FIDInceptionV3(nn.Module):
   resize_input: bool = True
   normalize_input: bool = True
   precision: Any = None
+  resize: str = "pytorch"
+  logits: bool = False
 
   @nn.compact
-  def __call__(self, images: jax.Array) -> jax.Array:
-    """Computes the pooled features.
+  def __call__(self, images: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Computes the pooled features (and the logits).
 
     Args:
       images: (batch, height, width, 1 or 3) floats in [0, 1] (any height and width when
         `resize_input`); one channel is repeated to three.
 
     Returns:
-      (batch, 2048) float32 features.
+      (batch, 2048) float32 features; with `logits`, also (batch, 1008) float32 logits without
+      the bias.
     """
-    x = preprocess(images, self.resize_input, self.normalize_input)
+    x = preprocess(images, self.resize_input, self.normalize_input, self.resize)
     conv = functools.partial(BasicConv, precision=self.precision)
     x = conv(32, 3, strides=2, name="Conv2d_1a_3x3")(x)
     x = conv(32, 3, name="Conv2d_2a_3x3")(x)
@@ -362,7 +455,10 @@ class FIDInceptionV3(nn.Module):
     x = InceptionD(precision=self.precision, name="Mixed_7a")(x)
     x = InceptionE(pool="avg", precision=self.precision, name="Mixed_7b")(x)
     x = InceptionE(pool="max", precision=self.precision, name="Mixed_7c")(x)
-    return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    # Declared whether or not the logits are asked for, so that every variable tree holds it.
+    logits = _Classifier(precision=self.precision, name="fc")(features)
+    return (features, logits) if self.logits else features
 
 
 # The expensive part is compiled once per batch size whatever the images' size: only the cheap
@@ -370,12 +466,16 @@ class FIDInceptionV3(nn.Module):
 # `compilation.CPU_COMPILER_OPTIONS`, which take convolutions off YNNPACK: the network at batch 8
 # took about 1.5 s with them against 2.2 s without (2 CPU cores).
 _NETWORK = FIDInceptionV3(resize_input=False, normalize_input=False)
-_prepare = compilation.jit(preprocess)
+_NETWORK_WITH_LOGITS = FIDInceptionV3(resize_input=False, normalize_input=False, logits=True)
+_prepare = compilation.jit(preprocess, static_argnames=("resize",))
 _network_features = compilation.jit(_NETWORK.apply)
+_network_features_and_logits = compilation.jit(_NETWORK_WITH_LOGITS.apply)
 
 
-def extract_features(variables: Variables, images: jax.typing.ArrayLike) -> jax.Array:
-  """FID features of images: pytorch-fid's `InceptionV3([3])` in evaluation mode.
+def extract_features(variables: Variables, images: jax.typing.ArrayLike,
+                     resize: str = "pytorch") -> jax.Array:
+  """FID features of images: pytorch-fid's `InceptionV3([3])` in evaluation mode (with
+  resize='pytorch').
 
   A pure function of its arguments, jit-compiled in two parts: the resize to 299x299 and the
   [-1, 1] mapping (compiled for each input shape), then the network (compiled for each batch
@@ -387,11 +487,23 @@ def extract_features(variables: Variables, images: jax.typing.ArrayLike) -> jax.
     variables: {'params', 'batch_stats'} of `FIDInceptionV3`, e.g. from `load_variables()`.
     images: (batch, height, width, 1 or 3) floats in [0, 1], any height and width; one channel
       is repeated to three.
+    resize: one of `RESIZES` (see `preprocess`).
 
   Returns:
     (batch, 2048) float32 features.
   """
-  return _network_features(variables, _prepare(images))
+  return _network_features(variables, _prepare(images, resize=check_resize(resize)))
+
+
+def extract_features_and_logits(variables: Variables, images: jax.typing.ArrayLike,
+                                resize: str = "pytorch") -> tuple[jax.Array, jax.Array]:
+  """`extract_features`'s features and the graph's logits without the bias, from one pass.
+
+  Returns:
+    ((batch, 2048) features, (batch, 1008) logits), float32: the Inception Score's softmax is
+    of the logits (`ganjax.metrics.inception_score`).
+  """
+  return _network_features_and_logits(variables, _prepare(images, resize=check_resize(resize)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -624,7 +736,6 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 _BATCH_NORM_NAMES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
                      "running_mean": ("batch_stats", "mean"),
                      "running_var": ("batch_stats", "var")}
-_IGNORED_PREFIXES = ("fc.",)
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
@@ -641,22 +752,33 @@ def _variable_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
 def _torch_name(path: tuple[str, ...]) -> str:
   """PyTorch's state-dict key of a flat Flax variable path."""
   collection, *modules, leaf = path
-  if modules[-1] == "conv":
-    return ".".join([*modules, "weight"])
+  if modules[-1] in ("conv", "fc"):
+    return ".".join([*modules, "weight" if leaf == "kernel" else leaf])
   torch_leaf = next(name for name, target in _BATCH_NORM_NAMES.items()
                     if target == (collection, leaf))
   return ".".join([*modules, torch_leaf])
 
 
+def _torch_layout(value: np.ndarray) -> np.ndarray:
+  """A Flax kernel in PyTorch's layout: (out, in, height, width) or (out, in)."""
+  return value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
+
+
+def _flax_layout(value: np.ndarray) -> np.ndarray:
+  """A PyTorch weight in Flax's kernel layout: (height, width, in, out) or (in, out)."""
+  return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+
+
 def _torch_shape(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-  return (shape[3], shape[2], shape[0], shape[1]) if path[-1] == "kernel" else shape
+  if path[-1] != "kernel":
+    return shape
+  return _torch_layout(np.empty(shape, np.bool_)).shape
 
 
 def state_dict_shapes() -> dict[str, tuple[int, ...]]:
   """The state-dict keys and shapes (PyTorch's layout) that `convert_state_dict` requires.
 
-  The weight file also holds `fc.*` (the 1008-way classifier) and BatchNorm's
-  `num_batches_tracked`, which are not used.
+  The weight file also holds BatchNorm's `num_batches_tracked`, which is not used.
   """
   return {_torch_name(path): _torch_shape(path, shape)
           for path, shape in _variable_shapes().items()}
@@ -665,7 +787,8 @@ def state_dict_shapes() -> dict[str, tuple[int, ...]]:
 def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
   """Random weights in the layout of pytorch-fid's state dict, for tests and benchmarks.
 
-  Convolution weights are N(0, 2 / fan_in) (activations keep their scale through the ReLUs);
+  Convolution weights are N(0, 2 / fan_in) (activations keep their scale through the ReLUs), the
+  classifier's N(0, 1 / fan_in);
   BatchNorm's weight is uniform in [0.5, 1.5], its bias and running mean N(0, 0.1^2), its running
   variance uniform in [0.5, 2], so that every part of BatchNorm changes the features.
 
@@ -680,6 +803,10 @@ def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
   for key, shape in state_dict_shapes().items():
     if key.endswith("conv.weight"):
       value = rng.normal(0, np.sqrt(2 / np.prod(shape[1:])), shape)
+    elif key == "fc.weight":
+      value = rng.normal(0, np.sqrt(1 / shape[1]), shape)
+    elif key == "fc.bias":
+      value = rng.normal(0, 1, shape)
     elif key.endswith("bn.weight"):
       value = rng.uniform(0.5, 1.5, shape)
     elif key.endswith("bn.running_var"):
@@ -699,9 +826,9 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> Variables:
   """Converts pytorch-fid's Inception state dict to `FIDInceptionV3` variables.
 
   Convolution weights go from PyTorch's (out, in, height, width) to Flax's (height, width, in,
-  out); BatchNorm's weight and bias become 'params' scale and bias, its running mean and
-  variance 'batch_stats' mean and var; all as float32. Keys `fc.*` and `*.num_batches_tracked`
-  are ignored.
+  out), the classifier's `fc.weight` from (1008, 2048) to (2048, 1008) ('fc' kernel; `fc.bias`
+  is its bias); BatchNorm's weight and bias become 'params' scale and bias, its running mean and
+  variance 'batch_stats' mean and var; all as float32. Keys `*.num_batches_tracked` are ignored.
 
   Args:
     state_dict: names such as 'Mixed_5b.branch1x1.conv.weight' to arrays (NumPy arrays, or
@@ -716,7 +843,7 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> Variables:
   expected = state_dict_shapes()
   paths = {_torch_name(path): path for path in _variable_shapes()}
   given = {key: value for key, value in state_dict.items()
-           if not key.startswith(_IGNORED_PREFIXES) and not key.endswith(_IGNORED_SUFFIXES)}
+           if not key.endswith(_IGNORED_SUFFIXES)}
   missing = sorted(set(expected) - set(given))
   unexpected = sorted(set(given) - set(expected))
   mismatched = sorted(f"{key} {tuple(np.shape(given[key]))} (expected {expected[key]})"
@@ -730,7 +857,7 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> Variables:
   flat = {}
   for key, path in paths.items():
     value = np.asarray(given[key], np.float32)
-    flat[path] = jnp.asarray(value.transpose(2, 3, 1, 0) if path[-1] == "kernel" else value)
+    flat[path] = jnp.asarray(_flax_layout(value) if path[-1] == "kernel" else value)
   return traverse_util.unflatten_dict(flat)
 
 

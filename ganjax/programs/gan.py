@@ -357,7 +357,8 @@ class _Trainer:
                      **self.evaluator.details,
                      features=self.evaluator.network.name,
                      num_samples=self.evaluator.settings["num_samples"],
-                     num_real=self.evaluator.settings["num_real"])
+                     num_real=self.evaluator.settings["num_real"],
+                     evaluation=self.evaluator.description())
       if self.best is not None and self.best.record is not None:
         summary["best"] = {"measure": self.best.measure, "value": self.best.record["value"],
                            "step": self.best.record["step"]}
