@@ -20,6 +20,7 @@ with it. The real images' features are cached as during training, so a second
 evaluation against the same dataset only computes the generated images' features. `accuracy`
 uses the run's classifier (`<workdir>/classifier.msgpack` unless --classifier names another).
 """
+import contextlib
 import json
 import sys
 
@@ -154,7 +155,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("splits", None, "Splits of the Inception Score (default 10).")
   flags.DEFINE_string("reference_stats", None, "An .npz with 'mu' and 'sigma' (pytorch-fid, "
                       "TTUR, clean-fid) to compute FID against instead of the dataset.")
-  flags.DEFINE_bool("json", False, "Print the result as JSON instead of a table.")
+  flags.DEFINE_bool("json", False, "Print the result as JSON instead of a table (and the "
+                    "progress lines on stderr).")
   flags.DEFINE_enum("features", None, ["inception", "classifier"],
                     "Feature network (default: the run's eval.features).")
   flags.DEFINE_integer("num_samples", None, "Generated images (default: the run's eval.num_samples).")
@@ -175,8 +177,11 @@ def main(argv):
   from ganjax import experiment as experiment_lib
   FLAGS = flags.FLAGS
   overrides = {name: getattr(FLAGS, name) for name in (*_OVERRIDES, "data_dir", "split")}
+  # With --json the progress lines go to stderr, so that stdout holds the JSON alone.
+  progress_to = contextlib.redirect_stdout(sys.stderr) if FLAGS.json else contextlib.nullcontext()
   try:
-    result = evaluate(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, **overrides)
+    with progress_to:
+      result = evaluate(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, **overrides)
   except (experiment_lib.RunError, checkpoint_lib.CheckpointError) as error:
     sys.exit(f"error: {error}")
   text = json.dumps(result, indent=2)

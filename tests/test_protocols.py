@@ -17,6 +17,7 @@ from ganjax import experiment
 from ganjax import image_quality
 from ganjax import metrics
 from ganjax import runner
+from ganjax import sample as sample_lib
 from ganjax.data import images as images_lib
 
 from test_evaluation import image_folder
@@ -203,7 +204,7 @@ def test_a_protocol_evaluates_a_run_as_it_says(trained_run, monkeypatch):
   assert resizes == ["tf1"]
   # Independently: the first 24 generated images' logits in 4 splits; FID of the first 12
   # against all 10 images of the test split (not the run's train split).
-  state, _ = __import__("ganjax.sample", fromlist=["load_state"]).load_state(workdir)
+  state, _ = sample_lib.load_state(workdir)
   generated = image_quality._Features(network, 250, logits=True).generated(state, 24)
   assert result["is"] == pytest.approx(metrics.inception_score(generated.logits, 4)["is"],
                                        rel=1e-9)
@@ -247,7 +248,7 @@ def test_fid_against_published_statistics_reads_no_real_images(trained_run, monk
   monkeypatch.setattr(images_lib, "finite_batches", no_reading)
   result = evaluate_command.evaluate(workdir, metrics="fid", features="inception", num_samples=20,
                                      reference_stats=str(path))
-  state, _ = __import__("ganjax.sample", fromlist=["load_state"]).load_state(workdir)
+  state, _ = sample_lib.load_state(workdir)
   fake = image_quality._Features(network, 250).samples(state, 20)
   assert result["fid"] == pytest.approx(metrics.frechet_distance_from_statistics(
       published, metrics.feature_statistics(fake)), rel=1e-6)
