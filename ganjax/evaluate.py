@@ -53,13 +53,14 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
   workdir = pathlib.Path(paths.absolute(workdir))
   overrides = {name: paths.absolute(value) if name in _PATH_OVERRIDES and value else value
                for name, value in overrides.items()}
+  protocol = None
   if overrides.get("protocol"):
-    fixed = [name for name in image_quality.PROTOCOL_FIELDS if overrides.get(name) is not None]
     protocol = image_quality.PROTOCOLS.get(overrides["protocol"])
     if protocol is None:
       raise experiment_lib.RunError(f"--protocol={overrides['protocol']} is not one of: "
                                     f"{', '.join(image_quality.PROTOCOLS)}")
-    if protocol is not None and protocol.split is not None and overrides.get("split"):
+    fixed = [name for name in image_quality.PROTOCOL_FIELDS if overrides.get(name) is not None]
+    if protocol.split is not None and overrides.get("split"):
       fixed.append("split")
     if fixed:
       raise experiment_lib.RunError(
@@ -73,7 +74,6 @@ def evaluate(workdir, *, step=None, best=False, **overrides):
   eval_config = dict(config.get("eval", {}))
   eval_config.update({name: value for name, value in overrides.items()
                       if name in _OVERRIDES and value is not None})
-  protocol = image_quality.PROTOCOLS.get(overrides.get("protocol") or "")
   if protocol is not None and not overrides.get("metrics"):
     eval_config["metrics"] = ",".join(protocol.metrics)  # what its source reported
   if not eval_config.get("metrics"):

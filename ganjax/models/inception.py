@@ -759,20 +759,16 @@ def _torch_name(path: tuple[str, ...]) -> str:
   return ".".join([*modules, torch_leaf])
 
 
-def _torch_layout(value: np.ndarray) -> np.ndarray:
-  """A Flax kernel in PyTorch's layout: (out, in, height, width) or (out, in)."""
-  return value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
-
-
 def _flax_layout(value: np.ndarray) -> np.ndarray:
   """A PyTorch weight in Flax's kernel layout: (height, width, in, out) or (in, out)."""
   return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
 
 
 def _torch_shape(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+  """A variable's shape in PyTorch's layout: a kernel's (out, in, height, width) or (out, in)."""
   if path[-1] != "kernel":
     return shape
-  return _torch_layout(np.empty(shape, np.bool_)).shape
+  return (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape[::-1]
 
 
 def state_dict_shapes() -> dict[str, tuple[int, ...]]:
