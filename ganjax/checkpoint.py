@@ -44,7 +44,11 @@ Behaviour, and the Orbax machinery behind it (orbax-checkpoint 0.12):
   `restore`, `read_config`, `wait` and `close` alike, in the same order. Orbax synchronises the
   processes and divides the work itself (each process writes the shards of the arrays it holds;
   the primary process writes the JSON items and finalises the step), so callers never branch on
-  `jax.process_index()` around these calls.
+  `jax.process_index()` around these calls. The arrays saved must be global ones: Orbax refuses
+  an array that lives on one process's devices only. The GAN trainer saves its state as arrays
+  replicated over one device of each process and restores it into that sharding
+  (`ganjax.distributed.global_copy`, `global_target`); such a checkpoint restores on any number
+  of processes, one included, and one written by a single process restores on several.
 """
 from __future__ import annotations
 

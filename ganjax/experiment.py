@@ -52,8 +52,9 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
                     "train.profile_steps", "eval", "data.data_dir")
 # Fields added to every GAN config after runs were saved without them, with the defaults that
 # mean what those runs did.
-ADDED_FIELDS = {"penalty.orthogonal_weight": 0.0, "conditional.enabled": False,
-                "conditional.fake_labels": "uniform", "conditional.classifier_weight": 1.0,
+ADDED_FIELDS = {"data.shards": 0, "penalty.orthogonal_weight": 0.0,
+                "conditional.enabled": False, "conditional.fake_labels": "uniform",
+                "conditional.classifier_weight": 1.0,
                 "conditional.num_classes": None, "penalty.every": 1,
                 **{f"regularizer.{name}": value
                    for name, value in configs.regularizer_config().items()},
@@ -302,6 +303,10 @@ def _data_shape(config, spec: train.GANSpec, check_data: bool) -> tuple[int, ...
                       f"{', '.join(sorted((*images.VALID_NAMES, *toy.DISTRIBUTIONS)))}")
   if check_data:
     images.check_dataset(config.data)
+  shards = images.num_shards(config.data, jax.process_count())
+  if spec.batch_size % shards:
+    raise ConfigError(f"train.batch_size {spec.batch_size} is not a multiple of the "
+                      f"{shards} data shards (data.shards)")
   return tuple(images.image_shape(config.data))
 
 
@@ -321,6 +326,9 @@ def build(config, check_data: bool = True) -> Experiment:
     if parallel not in train.PARALLEL_MODES:
       raise ConfigError(f"train.parallel {parallel!r} is not one of: "
                         f"{', '.join(train.PARALLEL_MODES)}")
+    if parallel == "none" and jax.process_count() > 1:
+      raise ConfigError(f"train.parallel 'none' on {jax.process_count()} processes would train "
+                        "one unrelated copy on each; set train.parallel=pmap or shard_map")
     field(config, "seed")
     generator, discriminator, g_tx, d_tx, spec = build_players(config, check_data)
     experiment = Experiment(generator, discriminator, g_tx, d_tx, spec,

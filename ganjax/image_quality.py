@@ -112,6 +112,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ganjax import cache as cache_lib
 from ganjax import compilation
+from ganjax import distributed
 from ganjax import metrics as metrics_lib
 from ganjax import progress as progress_lib
 from ganjax import train
@@ -591,14 +592,17 @@ def classifier_file(config, workdir: str | os.PathLike | None, purpose: str) -> 
     raise EvaluationError(f"{purpose} needs eval.classifier (a file from python -m "
                           "ganjax.classifier)")
   path = pathlib.Path(workdir) / CLASSIFIER_FILE
-  if not path.exists():
-    from ganjax import classifier
-    progress_lib.say(f"training the feature classifier on {config.data.get('name')!r} labels "
-                     f"({values['classifier_steps']} steps) for {path}")
-    metadata = classifier.train_for_dataset(config.data, path, steps=values["classifier_steps"],
-                                            seed=config.seed)
-    progress_lib.say(f"feature classifier: accuracy {metadata['accuracy']:.4f} on the "
-                     f"{metadata['accuracy_split']} split")
+  # On several processes, process 0 trains it and the others wait, then read it.
+  if distributed.agree(int(not path.exists())):
+    if jax.process_index() == 0:
+      from ganjax import classifier
+      progress_lib.say(f"training the feature classifier on {config.data.get('name')!r} labels "
+                       f"({values['classifier_steps']} steps) for {path}")
+      metadata = classifier.train_for_dataset(config.data, path,
+                                              steps=values["classifier_steps"], seed=config.seed)
+      progress_lib.say(f"feature classifier: accuracy {metadata['accuracy']:.4f} on the "
+                       f"{metadata['accuracy_split']} split")
+    distributed.barrier("ganjax-classifier")
   return path
 
 
@@ -727,24 +731,31 @@ class _Features:
 
     The images are generated, resized and reduced to features one batch at a time: a batch's
     results come to the host while the next one is computed, so memory holds the features (50k
-    x 2048 float32: 400 MB), never the images. `report`: progress lines.
+    x 2048 float32: 400 MB), never the images. `report`: progress lines. On several processes
+    each computes the features of its consecutive share of the images (`distributed.share`),
+    and every process gets them all, gathered once.
     """
     state = _put(state, self.replicated)
     key = jax.random.fold_in(state.key, _EVAL_STREAM)
+    mine = distributed.share(num)
     progress = (progress_lib.Progress(f"{self.network.name} features of the generated images",
-                                      total=num, unit="images") if report else None)
+                                      total=len(mine), unit="images") if report else None)
     parts, pending = [], None
-    for start in [*range(0, num, self.batch_size), None]:
+    # A process whose share is empty computes one batch all the same (and keeps none of it),
+    # so that every process gathers arrays of the same kinds.
+    for start in [*range(mine.start, max(mine.stop, mine.start + 1), self.batch_size), None]:
       computing = None if start is None else self._of_samples(
           self.variables, self.classifier_variables, state, key, start)
       if pending is not None:
         parts.append(jax.tree.map(np.asarray, pending))
         if progress is not None:
-          progress.update(min(len(parts) * self.batch_size, num))
+          progress.update(min(len(parts) * self.batch_size, len(mine)))
       pending = computing
     # Each part is (features, logits, labels, predictions), None where there are none.
     features, logits, labels, predictions = (
-        None if column[0] is None else np.concatenate(column)[:num] for column in zip(*parts))
+        distributed.gather_rows(None if column[0] is None else
+                                np.concatenate(column)[:len(mine)], num)
+        for column in zip(*parts))
     return GeneratedFeatures(features, labels, predictions, logits)
 
   def samples(self, state: train.GANState, num: int) -> np.ndarray:
@@ -811,25 +822,41 @@ def real_features_with_labels(data_config: Mapping[str, Any], network: FeatureNe
   folder = pathlib.Path(stats_dir if stats_dir is not None else
                         os.path.join(cache_lib.directory(), "real_features"))
   path = folder / f"{described['name']}-{network.name}-{num_real or 'all'}-{digest}.npz"
+  # Read from the cache only when every process can (a cache folder per host may hold it on
+  # some hosts only): the others would wait for them in the gathering below.
+  cached = None
   if path.exists():
     with np.load(path) as stored:
       if json.loads(str(stored["key"])) == key:
-        return stored["features"], (stored["labels"] if "labels" in stored.files else None)
+        cached = stored["features"], (stored["labels"] if "labels" in stored.files else None)
+  if not distributed.agree(int(cached is None)):
+    return cached
   features = features or _Features(network, batch_size)
   feature_parts, label_parts = [], []
   total = num_real or images_lib.num_examples(data_config)
-  progress = progress_lib.Progress(f"{network.name} features of the real images", total=total,
-                                   unit="images")
+  # On several processes each runs the network on its consecutive share of the images (every
+  # process reads them all, for their labels), and the features are gathered once.
+  mine, seen = distributed.share(total), 0
+  progress = progress_lib.Progress(f"{network.name} features of the real images",
+                                   total=len(mine), unit="images")
   try:
     batches, labelled = _real_batches(data_config, features.batch_size, num_real)
     for batch in batches:
       images, labels = batch if labelled else (batch, None)
-      feature_parts.append(features.images(images))
+      first, seen = seen, seen + len(images)
+      low, high = max(first, mine.start), min(seen, mine.stop)
+      if low < high:
+        feature_parts.append(features.images(images)[low - first:high - first])
+        progress.update(sum(len(part) for part in feature_parts))
       label_parts.append(labels)
-      progress.update(sum(len(part) for part in feature_parts))
   except images_lib.TooFewExamples as error:
     raise EvaluationError(f"{str(error).splitlines()[0]} (eval.num_real)") from None
-  result = np.concatenate(feature_parts)
+  if seen != total:
+    raise EvaluationError(f"dataset {described['name']!r} split {described['split']!r} gave "
+                          f"{seen} images where {total} were counted")
+  result = distributed.gather_rows(
+      np.concatenate(feature_parts) if feature_parts else
+      np.zeros((0, network.dim), np.float32), total)
   labels = np.concatenate(label_parts).astype(np.int32) if labelled else None
   if jax.process_index() == 0:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1053,10 +1053,14 @@ def parallelize(update: Callable[..., tuple[GANState, Metrics]], parallel: str,
     raise ValueError(f"unknown parallel mode {parallel!r}; valid: {', '.join(PARALLEL_MODES)}")
   if parallel == "none":
     return jit(functools.partial(update, **static_kwargs), donate_argnums=0)
-  devices = _devices(parallel, devices)
+  given, devices = devices, _devices(parallel, devices)
   if parallel == "pmap":
     per_device = functools.partial(update, axis_name=AXIS_NAME,
                                    num_shards=len(devices) * jax.process_count(), **static_kwargs)
+    # On several processes pmap maps over every process's devices (given as jax.devices(), or
+    # None), each process feeding its own.
+    if given is None and jax.process_count() > 1:
+      devices = None
     return jax.pmap(per_device, axis_name=AXIS_NAME, devices=devices, donate_argnums=0)
   per_device = functools.partial(update, axis_name=AXIS_NAME, num_shards=len(devices),
                                  **static_kwargs)
@@ -1077,22 +1081,34 @@ def replicate(state: GANState, parallel: str, devices=None) -> GANState:
     return state
   devices = _devices(parallel, devices)
   if parallel == "pmap":
-    # pmap splits a leading axis of size len(devices) over the devices.
-    return jax.tree.map(lambda x: jnp.broadcast_to(x, (len(devices),) + x.shape), state)
+    # pmap splits a leading axis of size len(devices) over the devices. The copies are made
+    # from host values: an array committed to one device (a restored checkpoint's) would not
+    # match the sharding a pmap compiled ahead of time expects.
+    return jax.tree.map(lambda x: jnp.broadcast_to(np.asarray(x), (len(devices),) + x.shape),
+                        state)
   return jax.device_put(state, NamedSharding(Mesh(devices, (AXIS_NAME,)), PartitionSpec()))
 
 
 def unreplicate(state_or_metrics, parallel: str):
   """The single copy of a replicated state or metrics tree (the inverse of `replicate`)."""
   if parallel == "pmap":
-    return jax.tree.map(lambda x: x[0], state_or_metrics)
+    return jax.tree.map(_first_device_copy, state_or_metrics)
   return state_or_metrics
 
 
+def _first_device_copy(x):
+  """The copy on the first device of a pmapped output `x`, without computing on the others
+  (indexing `x[0]` is a computation over all of this process's devices, which on several
+  processes may wait on a collective that another process runs at the same time)."""
+  if not isinstance(x, jax.Array):
+    return x[0]
+  return x.addressable_shards[0].data.reshape(x.shape[1:])
+
+
 def shard_batch(batch, parallel: str, devices=None, batch_axis: int = 0):
-  """Lays this process's batch (an array, or an (images, labels) pair) out for a mapped update: split into a leading device axis for
-  'pmap', a global array sharded along `batch_axis` for 'shard_map' (assembled from every
-  process's part), unchanged for 'none'."""
+  """Lays this process's batch (an array, or an (images, labels) pair) out for a mapped update:
+  split into a leading device axis for 'pmap', a global array sharded along `batch_axis` for
+  'shard_map' (assembled from every process's part), unchanged for 'none'."""
   if parallel == "none" or batch is None:
     return batch
   devices = _devices(parallel, devices)

@@ -17,6 +17,17 @@ def load_experiment(name, arg="tiny"):
   return module.get_config(arg)
 
 
+def config_from_command_line(*args):
+  """The config `ganjax.main` builds from its arguments (--config=<file>[:arg], overrides)."""
+  from absl import flags
+  from ml_collections import config_flags
+  flag_values = flags.FlagValues()
+  argv = ["ganjax", *args]
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
+
+
 def copy(tree):
   """A copy whose buffers survive donation of the original."""
   return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)

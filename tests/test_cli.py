@@ -10,9 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
+from _trees import config_from_command_line
 from ganjax import cli
 from ganjax import progress
 from ganjax import runner
@@ -112,20 +111,12 @@ def _write_digits(folder, count=24, side=12):
     Image.fromarray(image).save(path)
 
 
-def _config_from_command_line(*args):
-  flag_values = flags.FlagValues()
-  argv = ["ganjax", *args]
-  config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
-  flag_values(argv)
-  return flag_values.config
-
-
 @pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")
 def test_image_experiment_trains_on_a_folder_given_relative_to_the_current_directory(
     tmp_path, monkeypatch):
   _write_digits(tmp_path / "digits")
   monkeypatch.chdir(tmp_path)
-  config = _config_from_command_line(
+  config = config_from_command_line(
       f"--config={REPO / 'experiments' / 'mnist_dcgan.py'}:tiny", "--config.data.name=folder",
       "--config.data.folder=digits", "--config.data.channels=1")
   summary = runner.train_and_evaluate(config, "runs/digits")
@@ -145,7 +136,7 @@ def test_image_experiment_trains_on_a_folder_given_relative_to_the_current_direc
 @pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")
 def test_image_experiment_with_channels_the_models_lack_is_one_line(tmp_path):
   _write_digits(tmp_path / "digits")
-  config = _config_from_command_line(
+  config = config_from_command_line(
       f"--config={REPO / 'experiments' / 'mnist_dcgan.py'}:tiny", "--config.data.name=folder",
       f"--config.data.folder={tmp_path / 'digits'}", "--config.data.channels=3")
   with pytest.raises(runner.RunError, match=r"generator makes samples of shape \(28, 28, 1\), "

@@ -14,7 +14,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "ganjax"
 # From the bottom up; a module may import modules of its own layer and of the layers below.
 LAYERS = (
     ("base", ("ganjax", "ganjax.errors", "ganjax.compilation", "ganjax.paths", "ganjax.cache",
-              "ganjax.progress", "ganjax.cli", "ganjax.configs", "ganjax.divergences")),
+              "ganjax.progress", "ganjax.cli", "ganjax.configs", "ganjax.divergences",
+              "ganjax.distributed")),
     ("library", ("ganjax.losses", "ganjax.regularizers", "ganjax.augment", "ganjax.theory",
                  "ganjax.models", "ganjax.models.*", "ganjax.data", "ganjax.data.*",
                  "ganjax.metrics", "ganjax.train", "ganjax.pictures")),
@@ -24,7 +25,7 @@ LAYERS = (
     ("programs", ("ganjax.programs", "ganjax.programs.*", "ganjax.derivation",
                   "ganjax.derivation.*", "ganjax.mode_collapse")),
     ("runner", ("ganjax.runner",)),
-    ("commands", ("ganjax.main", "ganjax.sample", "ganjax.evaluate")),
+    ("commands", ("ganjax.main", "ganjax.sample", "ganjax.evaluate", "ganjax.launch")),
 )
 
 

@@ -22,14 +22,15 @@ def image_config(name: str, *, image_size: int, **fields):
 
   Returns:
     An `ml_collections.ConfigDict`: name, split ('train'), data_dir, folder, channels and
-    crop_size (unset: None), image_size, shuffle_buffer (10,000), and `fields`.
+    crop_size (unset: None), image_size, shuffle_buffer (10,000), shards (0: one per process),
+    and `fields`.
   """
   import ml_collections
   from ml_collections import config_dict
   values = {"name": name, "split": "train", "data_dir": config_dict.placeholder(str),
             "image_size": image_size, "folder": config_dict.placeholder(str),
             "channels": config_dict.placeholder(int), "crop_size": config_dict.placeholder(int),
-            "shuffle_buffer": DEFAULT_SHUFFLE_BUFFER}
+            "shuffle_buffer": DEFAULT_SHUFFLE_BUFFER, "shards": 0}
   unknown = sorted(set(fields) - set(values))
   if unknown:
     raise ValueError(f"image_config has no field {unknown[0]!r}; fields: {', '.join(values)}")

@@ -21,12 +21,18 @@ Datasets (`config.data.name`):
 Config fields read (`config.data`): name, split (default 'train'; any TFDS split expression for
 the TFDS datasets, a split directory name for 'folder'), data_dir (None: the TFDS default),
 image_size, crop_size (celeb_a), folder and channels (folder: default 3), shuffle_buffer
-(default 10_000).
+(default 10_000, per shard), shards (default 0: one per process).
 
-Order and resumption. The batches are a deterministic function of the config, the seed, the
-process index and count: this process's shard is read in a fixed order, shuffled through a
-buffer seeded by `seed` (a new order each epoch, the same orders every run), repeated and batched
-across epoch boundaries. `make_iterator(..., start_batch=k)` yields exactly what a fresh iterator
+Order and resumption. The examples are divided into `data.shards` disjoint shards (a TFDS
+split's `tfds.even_splits`; every shards-th file of a folder), each read in a fixed order,
+shuffled through its own buffer seeded by `seed` and the shard's index (a new order each epoch,
+the same orders every run) and repeated; a training batch holds an equal, consecutive block of
+each shard's stream, shard 0's first. Process p of P reads shards p * shards / P to
+(p + 1) * shards / P - 1 and yields their blocks: the consecutive part of the global batch that
+its devices take. The global batches therefore depend on the config and the seed only, not on
+the number of processes or devices, whenever `data.shards` is set to a multiple of every process
+count the run will see (0, the default, means one shard per process: the same batches for the
+same number of processes). `make_iterator(..., start_batch=k)` yields exactly what a fresh iterator
 yields after its first k batches, which is how a resumed run sees the data an uninterrupted run
 would have seen. `finite_batches` reads the shard once, in its fixed order, without shuffling:
 for statistics of the real data.
@@ -385,6 +391,36 @@ def _process(process_index: int | None, process_count: int | None) -> tuple[int,
   return process_index, process_count
 
 
+def num_shards(data_config: Mapping[str, Any], process_count: int) -> int:
+  """The number of data shards (`data.shards`; 0: `process_count`), checked to be a multiple of
+  `process_count`."""
+  shards = data_config.get("shards", 0) or 0
+  if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 0:
+    raise ConfigError(f"data.shards must be a non-negative integer (0: one per process), got "
+                      f"{shards!r}")
+  shards = int(shards) or process_count
+  if shards % process_count:
+    raise ConfigError(f"data.shards={shards} is not a multiple of the {process_count} processes")
+  return shards
+
+
+def _shard_seed(seed: int, shard: int) -> int:
+  """The shuffling seed of shard `shard`: `seed` for shard 0 (the one shard of a run on one
+  process by default), a different one for each other shard."""
+  return seed if shard == 0 else (seed * 1_000_003 + shard * 7_919) % 2**31
+
+
+def _blocks(*batches, n_critic: int):
+  """One batch of n_critic slices from the batches of several shards: each slice holds an equal
+  block of every shard's examples, in shard order."""
+  def join(parts):
+    parts = [tf.reshape(part, (n_critic, -1, *part.shape[1:])) for part in parts]
+    return tf.reshape(tf.concat(parts, axis=1), (-1, *parts[0].shape[2:]))
+  if isinstance(batches[0], tuple):
+    return tuple(join([batch[i] for batch in batches]) for i in range(len(batches[0])))
+  return join(batches)
+
+
 def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: int = 1,
                   seed: int = 0, start_batch: int = 0, process_index: int | None = None,
                   process_count: int | None = None, with_labels: bool = False) -> Iterator[Any]:
@@ -404,9 +440,9 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
       dataset), so it costs about as much input work as the steps skipped took, without any
       accelerator work: seconds for CIFAR-10 in memory, longer for CelebA.
     process_index, process_count: this process and the number of processes (default
-      `jax.process_index()`, `jax.process_count()`). The shard is
-      `tfds.even_splits(split, n=process_count)[process_index]` (for 'folder', every
-      process_count-th file from process_index).
+      `jax.process_index()`, `jax.process_count()`). The process reads its part of the
+      `data.shards` shards (module docstring); a shard is `tfds.even_splits(split,
+      n=shards)[index]` (for 'folder', every shards-th file from index).
     with_labels: also yield the images' class labels.
 
   Returns:
@@ -427,12 +463,22 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
   if n_critic < 1 or start_batch < 0:
     raise ValueError(f"n_critic must be >= 1 and start_batch >= 0, got {n_critic}, {start_batch}")
   shuffle_buffer = _positive_int(data_config, "shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)
+  shards = num_shards(data_config, process_count)
+  if batch_size % shards:
+    raise ConfigError(f"the batch size {batch_size} is not a multiple of data.shards={shards}")
   local_batch = batch_size // process_count
   shape = (n_critic, local_batch, *image_shape(data_config))
 
-  ds = _examples(data_config, process_index, process_count, with_labels=with_labels)
-  ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-  ds = ds.batch(n_critic * local_batch, drop_remainder=True)
+  per_process = shards // process_count
+  streams = []
+  for shard in range(process_index * per_process, (process_index + 1) * per_process):
+    ds = _examples(data_config, shard, shards, with_labels=with_labels)
+    ds = ds.shuffle(shuffle_buffer, seed=_shard_seed(seed, shard),
+                    reshuffle_each_iteration=True).repeat()
+    streams.append(ds.batch(n_critic * (batch_size // shards), drop_remainder=True))
+  ds = streams[0] if per_process == 1 else tf.data.Dataset.zip(tuple(streams)).map(
+      functools.partial(_blocks, n_critic=n_critic), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True)
   if start_batch:
     ds = ds.skip(start_batch)
   ds = ds.map(functools.partial(_to_unit_range, shape=shape),

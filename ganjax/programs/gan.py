@@ -34,12 +34,14 @@ import math
 import pathlib
 import signal
 import time
+import warnings
 from typing import Any
 
 import jax
 import numpy as np
 
 from ganjax import checkpoint as checkpoint_lib
+from ganjax import distributed
 from ganjax import experiment as experiment_lib
 from ganjax import loop as loop_lib
 from ganjax import pictures
@@ -118,7 +120,8 @@ class _Best:
     if not math.isfinite(value) or (self.record is not None and
                                     self.sign * value <= self.sign * self.record["value"]):
       return
-    self.checkpoints.save(step, state, config=config_json, data={"batches": step}, force=True)
+    self.checkpoints.save(step, distributed.global_copy(state), config=config_json,
+                          data={"batches": step}, force=True)
     self.record = {"measure": self.measure, "value": value, "step": step, **values}
     if jax.process_index() == 0:
       self.path.write_text(json.dumps(self.record, indent=2) + "\n")
@@ -142,6 +145,7 @@ class _Trainer:
     # Images are generated GENERATE_BATCH at a time (all of a toy run's points at once).
     self.generate_batch = GENERATE_BATCH if self.spec.data is None else None
     self.last_saved: int | None = None
+    self.stop_signal = 0  # the preemption signal any process received (agreed by all)
     self.evaluator = self.best = self.writer = None
     self.evaluated: dict[int, dict[str, float]] = {}
 
@@ -150,8 +154,10 @@ class _Trainer:
   def _initial_state(self, latest: int | None) -> tuple[train.GANState, int]:
     if latest is None:
       return self.experiment.create_state(self.config.seed), 0
+    # On several processes the checkpoint holds global arrays (`distributed.global_copy`).
     state, _, data_position = self.checkpoints.restore(
-        self.experiment.abstract_state(self.config.seed), latest)
+        distributed.global_target(self.experiment.abstract_state(self.config.seed)), latest)
+    state = distributed.local_copy(state)
     start_step = int(state.step)
     if data_position.get("batches", start_step) != start_step:
       raise RunError(f"checkpoint {latest} in {self.workdir} records data position "
@@ -193,9 +199,17 @@ class _Trainer:
       update = train.parallelize(train.adversarial_update, self.parallel, batch_axis=1)
       first = next(batches)
       batches = itertools.chain([first], batches)
-    compile_start = time.perf_counter()
-    compiled = update.lower(state, self._place(first)).compile()
-    progress.say(f"compiled the training step in {time.perf_counter() - compile_start:.1f} s")
+    if self.parallel == "pmap" and jax.process_count() > 1:
+      # A pmap compiled ahead of time takes the global device axis, not each process's part.
+      # Its first call moves the state to the devices (a copy, once: JAX warns about it).
+      warnings.filterwarnings("ignore", message="Donated pmap argument required resharding")
+      compiled = update
+      progress.say("the training step compiles at its first call (pmap on "
+                   f"{jax.process_count()} processes)")
+    else:
+      compile_start = time.perf_counter()
+      compiled = update.lower(state, self._place(first)).compile()
+      progress.say(f"compiled the training step in {time.perf_counter() - compile_start:.1f} s")
     parallel = self.parallel
 
     def step_fn(state, batch):
@@ -209,7 +223,8 @@ class _Trainer:
   # ----------------------------------------------------------------- the hooks
 
   def _single(self, state) -> train.GANState:
-    return train.unreplicate(state, self.parallel)
+    """This process's copy of the state (on one of its devices)."""
+    return distributed.local_copy(train.unreplicate(state, self.parallel))
 
   def _take_finite(self, step: int, window: loop_lib.MetricsWindow) -> dict[str, float]:
     """The window's means (and a new window); a non-finite one stops the run, naming the step
@@ -259,8 +274,8 @@ class _Trainer:
     """Saves step `step` (unless it is saved), its metrics checked finite first."""
     self._take_finite(step, window)
     if self.last_saved != step:
-      self.checkpoints.save(step, self._single(state), config=self.config_json,
-                            data={"batches": step}, force=True)
+      self.checkpoints.save(step, distributed.global_copy(self._single(state)),
+                            config=self.config_json, data={"batches": step}, force=True)
       self.last_saved = step
 
   def sample(self, step: int, state, window) -> None:
@@ -287,14 +302,18 @@ class _Trainer:
     samples = experiment_lib.fixed_noise_samples(state, len(labels), labels, self.generate_batch)
     return np.asarray(samples), labels, per_class
 
-  def preempted(self, signals: loop_lib.Signals):
-    def stop(step: int, state, window: loop_lib.MetricsWindow) -> None:
-      self.checkpoint(step, state, window)
-      self.checkpoints.wait()
-      name = signal.Signals(signals.received).name
-      raise Preempted(f"{name} at step {step}: checkpoint saved in {self.workdir / 'checkpoints'}; "
-                      "run the same command again to resume", signals.received)
-    return stop
+  def should_stop(self, signals: loop_lib.Signals) -> bool:
+    """Whether a preemption signal reached this process or, on several processes, any of them
+    (agreed at every step boundary, so that all save the same step and stop)."""
+    self.stop_signal = distributed.agree(signals.received or 0)
+    return bool(self.stop_signal)
+
+  def preempted(self, step: int, state, window: loop_lib.MetricsWindow) -> None:
+    self.checkpoint(step, state, window)
+    self.checkpoints.wait()
+    name = signal.Signals(self.stop_signal).name
+    raise Preempted(f"{name} at step {step}: checkpoint saved in {self.workdir / 'checkpoints'}; "
+                    "run the same command again to resume", self.stop_signal)
 
   # ----------------------------------------------------------------- the run
 
@@ -327,8 +346,8 @@ class _Trainer:
       with loop_lib.Signals() as signals:
         state = loop_lib.Loop(
             step_fn, total_steps=self.total_steps, steps_per_call=steps_per_call, hooks=hooks,
-            writer=self.writer, batches=batches, stop=lambda: signals.received is not None,
-            on_stop=self.preempted(signals),
+            writer=self.writer, batches=batches, stop=lambda: self.should_stop(signals),
+            on_stop=self.preempted,
             profile_steps=int(self.config.train.get("profile_steps", 0) or 0),
             profile_dir=self.workdir).run(state, start_step, batch_fn=self._place)
       self.checkpoints.wait()
@@ -343,6 +362,9 @@ class _Trainer:
     samples, labels = self._fixed_noise(state)
     summary: dict[str, Any] = {"step": step,
                                "wall_seconds": round(time.perf_counter() - started, 1)}
+    # Evaluated by every process (each computes its share of the features).
+    final = (None if self.evaluator is None else
+             self.evaluated.get(step) or self.evaluator(state))
     if jax.process_index() != 0:
       return summary
     np.save(self.workdir / "samples.npy", samples)
@@ -353,8 +375,7 @@ class _Trainer:
       summary.update(experiment_lib.mode_statistics(samples, data, labels),
                      num_modes=len(data.means))
     if self.evaluator is not None:
-      summary.update(self.evaluated.get(step) or self.evaluator(state),
-                     **self.evaluator.details,
+      summary.update(final, **self.evaluator.details,
                      features=self.evaluator.network.name,
                      num_samples=self.evaluator.settings["num_samples"],
                      num_real=self.evaluator.settings["num_real"],
