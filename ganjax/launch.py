@@ -9,10 +9,11 @@ starts the command `--processes` times, each with the environment `ganjax.distri
 reads: JAX_COORDINATOR_ADDRESS (127.0.0.1 and a free port), GANJAX_NUM_PROCESSES and
 GANJAX_PROCESS_ID; with `--cpu_devices=N`, each process runs on the CPU with N devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=N, JAX_PLATFORMS=cpu). Every line a process
-prints is shown prefixed with its index ("[1] step 2/4 ..."). SIGTERM or SIGINT to the launcher
-goes on to every process (a preempted job). When a process fails, the others are given
-`--grace` seconds to stop by themselves (a multi-process run stops once JAX's runtime sees a
-process gone), then killed; after `--timeout` seconds all are killed. Nothing it started is left
+prints is shown prefixed with its index ("[1] step 2/4 ..."), but for gloo's connection
+reports. SIGTERM or SIGINT to the launcher goes on to every process (a preempted job). When a
+process fails, the others are given `--grace` seconds to stop by themselves (a multi-process
+run stops when one of its processes dies: `ganjax.distributed`), then killed; after `--timeout`
+seconds all are killed. Nothing it started is left
 running when it exits. Its exit status is the first failing process's (128 + N for signal N), or
 0 when all succeed; each failure is one line, "process 1: killed by SIGKILL after 8.1 s".
 """
@@ -29,6 +30,10 @@ import time
 from typing import Callable, Mapping, Sequence
 
 from ganjax import distributed
+
+# Lines a process prints that are not ganjax's and say nothing to act on: gloo's report of each
+# connection it opens. They are kept in `Launch.output`, not shown.
+_NOISE = ("[Gloo] Rank ",)
 
 
 def free_port() -> int:
@@ -115,7 +120,8 @@ class Launch:
   def _read(self, index: int, process: subprocess.Popen) -> None:
     for line in process.stdout:
       self.lines[index].append(line)
-      self._output(index, line)
+      if not line.startswith(_NOISE):
+        self._output(index, line)
 
   def output(self, index: int) -> str:
     """What process `index` has printed so far."""
@@ -202,7 +208,7 @@ def main(argv: Sequence[str]) -> int:
                       help="seconds after which every process is killed (default a day)")
   parser.add_argument("--grace", type=float, default=150.0,
                       help="seconds the others have to stop after one fails (default 150: "
-                      "more than JAX's 100 s heartbeat timeout)")
+                      "more than ganjax.main's default 100 s heartbeat timeout)")
   parser.add_argument("command", nargs=argparse.REMAINDER,
                       help="the command, after --")
   args = parser.parse_args(argv)
