@@ -1086,7 +1086,12 @@ def replicate(state: GANState, parallel: str, devices=None) -> GANState:
     # match the sharding a pmap compiled ahead of time expects.
     return jax.tree.map(lambda x: jnp.broadcast_to(np.asarray(x), (len(devices),) + x.shape),
                         state)
-  return jax.device_put(state, NamedSharding(Mesh(devices, (AXIS_NAME,)), PartitionSpec()))
+  sharding = NamedSharding(Mesh(devices, (AXIS_NAME,)), PartitionSpec())
+  if jax.process_count() > 1:
+    # Each process places its own (equal) copy from host values: an array committed to one
+    # device (a restored checkpoint's) would need a transfer between hosts.
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), state)
+  return jax.device_put(state, sharding)
 
 
 def unreplicate(state_or_metrics, parallel: str):

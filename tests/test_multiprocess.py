@@ -293,8 +293,11 @@ def test_two_process_checkpoints_resume_bit_for_bit_and_restore_on_one_process(r
 
 
 @pytest.mark.multiprocess
-def test_two_processes_shard_map_matches_one_process(ring_runs, tmp_path):
+def test_two_processes_shard_map_matches_one_process_across_a_resume(ring_runs, tmp_path):
   root, _ = ring_runs
+  # Stopped at step 100 and resumed: the state is restored and placed on both processes' mesh.
+  _launch_ok([*RING, "--config.train.parallel=shard_map", "--config.train.steps=100"],
+             tmp_path / "two")
   _launch_ok([*RING, "--config.train.parallel=shard_map"], tmp_path / "two")
   _assert_close(_state(tmp_path / "two"), _state(root / "one"))
 
