@@ -49,7 +49,7 @@ import numpy as np
 NUM_PROCESSES_ENV = "GANJAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "GANJAX_PROCESS_ID"
 COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"  # read by JAX itself too
-DEFAULT_HEARTBEAT_TIMEOUT = 100  # seconds: JAX's default
+DEFAULT_HEARTBEAT_TIMEOUT = 100  # seconds (JAX's runtime gets twice this, as the backstop)
 
 
 class DistributedError(Exception):
@@ -118,8 +118,9 @@ _DONE = "done"
 
 
 def finish() -> None:
-  """Marks this process's heartbeat done (it ends normally or with a reported error): the
-  others stop watching it. Call it before the process exits; a no-op without `initialize`."""
+  """Marks this process's heartbeat done, so that the others stop watching it: call it when the
+  process ends together with the others (the run is complete, or all were preempted at the
+  same step), not when it fails alone. A no-op without `initialize`."""
   if _watchdog is not None:
     _watchdog.finish()
 
@@ -215,17 +216,19 @@ def _first_local_device():
   return min(jax.local_devices(), key=lambda d: d.id)
 
 
+def _local(leaf: Any) -> Any:
+  """This process's copy of a replicated global array; anything else unchanged."""
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    return leaf.addressable_data(0)
+  return leaf
+
+
 def local_copy(tree: Any) -> Any:
   """Each array of `tree` as this process's copy, on one of its devices: the inverse of
   `global_copy` (and the local part of a replicated global array). Unchanged on one process."""
   if jax.process_count() == 1:
     return tree
-
-  def local(leaf):
-    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-      return leaf.addressable_data(0)
-    return leaf
-  return jax.tree.map(local, tree)
+  return jax.tree.map(_local, tree)
 
 
 def global_copy(tree: Any) -> Any:
@@ -240,9 +243,7 @@ def global_copy(tree: Any) -> Any:
   def to_global(leaf):
     if not isinstance(leaf, jax.Array):
       return leaf
-    if not leaf.is_fully_addressable:
-      leaf = leaf.addressable_data(0)
-    local = jax.device_put(leaf.addressable_data(0), device)
+    local = jax.device_put(_local(leaf).addressable_data(0), device)
     return jax.make_array_from_single_device_arrays(leaf.shape, sharding, [local])
   return jax.tree.map(to_global, tree)
 

@@ -303,10 +303,7 @@ def _data_shape(config, spec: train.GANSpec, check_data: bool) -> tuple[int, ...
                       f"{', '.join(sorted((*images.VALID_NAMES, *toy.DISTRIBUTIONS)))}")
   if check_data:
     images.check_dataset(config.data)
-  shards = images.num_shards(config.data, jax.process_count())
-  if spec.batch_size % shards:
-    raise ConfigError(f"train.batch_size {spec.batch_size} is not a multiple of the "
-                      f"{shards} data shards (data.shards)")
+  images.num_shards(config.data, jax.process_count(), spec.batch_size)
   return tuple(images.image_shape(config.data))
 
 

@@ -13,9 +13,9 @@ prints is shown prefixed with its index ("[1] step 2/4 ..."), but for gloo's con
 reports. SIGTERM or SIGINT to the launcher goes on to every process (a preempted job). When a
 process fails, the others are given `--grace` seconds to stop by themselves (a multi-process
 run stops when one of its processes dies: `ganjax.distributed`), then killed; after `--timeout`
-seconds all are killed. Nothing it started is left
-running when it exits. Its exit status is the first failing process's (128 + N for signal N), or
-0 when all succeed; each failure is one line, "process 1: killed by SIGKILL after 8.1 s".
+seconds all are killed. Nothing it started is left running when it exits. Its exit status is
+the first failing process's (128 + N for signal N), or 0 when all succeed; each failure is one
+line, "process 1: killed by SIGKILL after 8.1 s".
 """
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ flags.DEFINE_integer("num_processes", None, "With --distributed: the number of p
                      "(default: GANJAX_NUM_PROCESSES, or the cluster's).")
 flags.DEFINE_integer("process_id", None, "With --distributed: this process's index (default: "
                      "GANJAX_PROCESS_ID, or the cluster's).")
-flags.DEFINE_integer("heartbeat_timeout", 100, "With --distributed: seconds after which a "
+flags.DEFINE_integer("heartbeat_timeout", distributed.DEFAULT_HEARTBEAT_TIMEOUT,
+                     "With --distributed: seconds after which a "
                      "process that stopped answering counts as dead and the others stop.")
 flags.mark_flags_as_required(["config", "workdir"])
 

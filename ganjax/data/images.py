@@ -391,9 +391,10 @@ def _process(process_index: int | None, process_count: int | None) -> tuple[int,
   return process_index, process_count
 
 
-def num_shards(data_config: Mapping[str, Any], process_count: int) -> int:
+def num_shards(data_config: Mapping[str, Any], process_count: int,
+               batch_size: int | None = None) -> int:
   """The number of data shards (`data.shards`; 0: `process_count`), checked to be a multiple of
-  `process_count`."""
+  `process_count` and, when given, to divide the global `batch_size`."""
   shards = data_config.get("shards", 0) or 0
   if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 0:
     raise ConfigError(f"data.shards must be a non-negative integer (0: one per process), got "
@@ -401,6 +402,9 @@ def num_shards(data_config: Mapping[str, Any], process_count: int) -> int:
   shards = int(shards) or process_count
   if shards % process_count:
     raise ConfigError(f"data.shards={shards} is not a multiple of the {process_count} processes")
+  if batch_size is not None and batch_size % shards:
+    raise ConfigError(f"train.batch_size {batch_size} is not a multiple of the {shards} data "
+                      "shards (data.shards)")
   return shards
 
 
@@ -463,9 +467,7 @@ def make_iterator(data_config: Mapping[str, Any], *, batch_size: int, n_critic: 
   if n_critic < 1 or start_batch < 0:
     raise ValueError(f"n_critic must be >= 1 and start_batch >= 0, got {n_critic}, {start_batch}")
   shuffle_buffer = _positive_int(data_config, "shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)
-  shards = num_shards(data_config, process_count)
-  if batch_size % shards:
-    raise ConfigError(f"the batch size {batch_size} is not a multiple of data.shards={shards}")
+  shards = num_shards(data_config, process_count, batch_size)
   local_batch = batch_size // process_count
   shape = (n_critic, local_batch, *image_shape(data_config))
 
