@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": {"image_shape": (64, 64, 3), "base_features": 64},
       "discriminator": "dcgan",
       "discriminator_kwargs": {"image_shape": (64, 64, 3), "base_features": 64},
+      "dtype": "",
       "latent_dim": 100,
   })
   config.loss = "non_saturating"

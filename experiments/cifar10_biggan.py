@@ -42,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "discriminator": "biggan",
       "discriminator_kwargs": {"ch": 64, "attention_resolution": 16,
                                "conditioning": "projection"},
+      "dtype": "",
       "latent_dim": 128,
   })
   config.loss = "hinge"

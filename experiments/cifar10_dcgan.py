@@ -30,6 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},
       "discriminator": "dcgan",
       "discriminator_kwargs": {"image_shape": (32, 32, 3), "base_features": 64},
+      "dtype": "",
       "latent_dim": 100,
   })
   config.loss = "non_saturating"

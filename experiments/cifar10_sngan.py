@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": {"channels": 3, "features": 256},
       "discriminator": "resnet",
       "discriminator_kwargs": {"features": 128, "spectral_norm": True},
+      "dtype": "",
       "latent_dim": 128,
   })
   config.loss = "hinge"

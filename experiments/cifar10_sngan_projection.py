@@ -42,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "discriminator": "resnet",
       "discriminator_kwargs": {"features": 128, "spectral_norm": True,
                                "conditioning": "projection"},
+      "dtype": "",
       "latent_dim": 128,
   })
   config.loss = "hinge"

@@ -20,8 +20,9 @@ one): the label is embedded and concatenated to z in the mapping network and pro
 discriminator through its own 8-layer mapping network. The numbers it targets (the ADA paper,
 fid50k_full: 50,000 generated images against the 50,000 training images): FID 2.42 (IS 10.14)
 class-conditional, FID 2.92 (IS 9.83) unconditional. The reference computes the activations
-of its 4 highest resolutions in float16 with activations clamped to +-256; here model.*.dtype
-'auto' computes them in bfloat16 on a GPU or TPU and in float32 on a CPU, with the same clamp.
+of its 4 highest resolutions in float16 with activations clamped to +-256; here the networks'
+default dtype, 'auto' (model.dtype), computes them in bfloat16 on a GPU or TPU and in float32 on a
+CPU, with the same clamp.
 """
 import ml_collections
 

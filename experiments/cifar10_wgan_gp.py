@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "discriminator": "dcgan",
       "discriminator_kwargs": {"image_shape": (32, 32, 3), "base_features": 128,
                                "batch_norm": False},
+      "dtype": "",
       "latent_dim": 128,
   })
   config.loss = "wasserstein"

@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": {"output_dim": 1, "hidden": (32, 32), "activation": "tanh"},
       "discriminator": "mlp",
       "discriminator_kwargs": {"hidden": (32, 32), "activation": "tanh"},
+      "dtype": "",
       "latent_dim": 4,
   })
   config.loss = "non_saturating"

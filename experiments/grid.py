@@ -30,6 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                            "activation": "relu", "batch_norm": True},
       "discriminator": "mlp",
       "discriminator_kwargs": {"hidden": (200, 200, 200), "maxout_pieces": 5},
+      "dtype": "",
       "latent_dim": 2,
   })
   config.loss = "non_saturating"

@@ -117,6 +117,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": dict(settings["generator_kwargs"]),
       "discriminator": "mlp",
       "discriminator_kwargs": dict(settings["discriminator_kwargs"]),
+      "dtype": "",
       "latent_dim": settings["latent_dim"],
   })
   config.loss = "non_saturating"

@@ -23,6 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "generator_kwargs": {"output_dim": 2, "hidden": (128, 128), "activation": "tanh"},
       "discriminator": "mlp",
       "discriminator_kwargs": {"hidden": (128, 128), "activation": "tanh"},
+      "dtype": "",
       "latent_dim": 256,
   })
   config.loss = "non_saturating"

@@ -34,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "discriminator": "mlp",
       "discriminator_kwargs": {"hidden": (128, 128), "activation": "tanh",
                                "conditioning": conditioning},
+      "dtype": "",
       "latent_dim": 256,
   })
   config.loss = "non_saturating"

@@ -196,6 +196,7 @@ def stylegan2_model(*, resolution: int, channels: int = 3, latent_dim: int = 512
       "discriminator": "stylegan2",
       "discriminator_kwargs": {**shared, "architecture": architecture,
                                "mbstd_group": mbstd_group},
+      "dtype": "",
       "latent_dim": latent_dim,
   })
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import typing
 from typing import Any, Mapping
 
 import jax
@@ -52,7 +53,7 @@ RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every",
                     "train.profile_steps", "eval", "data.data_dir")
 # Fields added to every GAN config after runs were saved without them, with the defaults that
 # mean what those runs did.
-ADDED_FIELDS = {"data.shards": 0, "penalty.orthogonal_weight": 0.0,
+ADDED_FIELDS = {"data.shards": 0, "model.dtype": "", "penalty.orthogonal_weight": 0.0,
                 "conditional.enabled": False, "conditional.fake_labels": "uniform",
                 "conditional.classifier_weight": 1.0,
                 "conditional.num_classes": None, "penalty.every": 1,
@@ -206,6 +207,22 @@ def _conditional_kwargs(kind: str, name: str, kwargs: dict[str, Any], num_classe
   return {**kwargs, "num_classes": num_classes}
 
 
+def _with_dtype(kind: str, name: str, kwargs: dict[str, Any], dtype: str,
+                registry: dict[str, Any]) -> dict[str, Any]:
+  """The model's fields with the compute dtype `model.dtype` names ('' leaves the network's
+  own default: float32, StyleGAN2's 'auto')."""
+  if not dtype:
+    return kwargs
+  if dtype not in models.DTYPES:
+    raise ConfigError(f"model.dtype must be '' (each network's own) or one of "
+                      f"{', '.join(models.DTYPES)}, got {dtype!r}")
+  if "dtype" in kwargs:
+    raise ConfigError(f"model.dtype and model.{kind}_kwargs.dtype are both set; set one")
+  module_class = errors.lookup(registry, name, kind)
+  by_name = typing.get_type_hints(module_class).get("dtype") is str
+  return {**kwargs, "dtype": dtype if by_name else models.compute_dtype(dtype)}
+
+
 def build_players(config: Any, check_data: bool = True
                   ) -> tuple[Any, Any, Any, Any, train.GANSpec]:
   """(generator, discriminator, g_tx, d_tx, spec) from an experiment config.
@@ -214,15 +231,20 @@ def build_players(config: Any, check_data: bool = True
     ConfigError: a missing or invalid field, naming it.
   """
   num_classes, fake_label_weights = labels(config, check_data)
-  g_name, d_name = field(config, "model.generator"), field(config, "model.discriminator")
-  generator = models.get_generator(g_name, **_conditional_kwargs(
-      "generator", g_name, dict(field(config, "model.generator_kwargs", {})), num_classes,
-      models.GENERATORS))
-  discriminator = models.get_discriminator(d_name, **_conditional_kwargs(
-      "discriminator", d_name, dict(field(config, "model.discriminator_kwargs", {})),
-      num_classes, models.DISCRIMINATORS))
-  conditioning = getattr(discriminator, "conditioning", "") if num_classes else ""
   added = lambda name: field(config, name, ADDED_FIELDS[name])  # a field older configs lack
+  dtype = added("model.dtype")
+
+  def player_kwargs(kind, registry):
+    name = field(config, f"model.{kind}")
+    given = dict(field(config, f"model.{kind}_kwargs", {}))
+    given = _with_dtype(kind, name, given, dtype, registry)
+    return name, _conditional_kwargs(kind, name, given, num_classes, registry)
+
+  g_name, g_kwargs = player_kwargs("generator", models.GENERATORS)
+  d_name, d_kwargs = player_kwargs("discriminator", models.DISCRIMINATORS)
+  generator = models.get_generator(g_name, **g_kwargs)
+  discriminator = models.get_discriminator(d_name, **d_kwargs)
+  conditioning = getattr(discriminator, "conditioning", "") if num_classes else ""
   spec = train.GANSpec(
       loss=field(config, "loss"),
       latent_dim=field(config, "model.latent_dim"),

@@ -476,14 +476,16 @@ def _example_keys(key: jax.Array, local_batch: int, axis_name: str | None) -> ja
 
 def _generate(state: GANState, g_params, z, labels, axis_name, key):
   """(G(z, labels), G's updated collections) in training mode; a style-based generator gets
-  per-example keys from `key` (`_example_keys`)."""
+  per-example keys from `key` (`_example_keys`). The images are float32 whatever the generator's
+  compute dtype, so that the discriminator's inputs, the losses and the penalties' input
+  gradients are float32 (a bfloat16 discriminator casts its inputs itself)."""
   generator = _with_axis(state.generator, axis_name)
   keys = ({"keys": _example_keys(key, z.shape[0], axis_name)} if style_based(generator)
           else {})
   fake, updates = generator.apply({"params": g_params, **state.g_collections},
                                   *_with_labels(z, labels), train=True,
                                   mutable=list(state.g_collections), **keys)
-  return fake, dict(updates)
+  return fake.astype(jnp.float32), dict(updates)
 
 
 def split_output(output) -> tuple[jax.Array, dict[str, jax.Array]]:

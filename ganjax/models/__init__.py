@@ -59,6 +59,7 @@ from ganjax.errors import ConfigError
 from ganjax.models.biggan import BigGANDiscriminator, BigGANGenerator
 from ganjax.models.conditional import CONDITIONINGS
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganjax.models.layers import DTYPES, compute_dtype
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.packing import Packed
 from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator
@@ -188,6 +189,7 @@ __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "DISCRIMINATORS",
+    "DTYPES",
     "GENERATORS",
     "MLPDiscriminator",
     "MLPGenerator",
@@ -196,6 +198,7 @@ __all__ = [
     "ResNetGenerator",
     "StyleGAN2Discriminator",
     "StyleGAN2Generator",
+    "compute_dtype",
     "get_discriminator",
     "get_generator",
     "module_fields",

@@ -1,7 +1,7 @@
 """Building blocks shared by ganjax's generators and discriminators.
 
-Activations chosen by name (so that a config can name them), the DCGAN initialisers, the maxout
-nonlinearity and the optional spectral-normalisation wrapper.
+Activations chosen by name (so that a config can name them), compute dtypes chosen by name, the
+DCGAN initialisers, the maxout nonlinearity and the optional spectral-normalisation wrapper.
 
 References:
   Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
@@ -35,6 +35,17 @@ ACTIVATIONS: dict[str, Activation] = {
     "silu": nn.silu,
     "softplus": nn.softplus,
 }
+
+# Compute dtypes a config can name; parameters stay float32 whatever the compute dtype.
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def compute_dtype(name: str) -> Any:
+  """The dtype a config's dtype name means: 'auto' is bfloat16 on GPU and TPU, float32
+  elsewhere (JAX's default backend, looked up when called)."""
+  if name == "auto":
+    return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
 def get_activation(name: str) -> Activation:

@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ganjax.models import conditional
+from ganjax.models import conditional, layers
 
 # The low-pass filter of every resampling (the ADA code's resample_filter).
 RESAMPLE_TAPS = (1, 3, 3, 1)
@@ -79,7 +79,7 @@ LEAKY_RELU_SLOPE = 0.2
 # The gain after each activation that keeps unit variance (the ADA code's def_gain).
 ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
 ARCHITECTURES = ("resnet", "orig")
-DTYPES = ("auto", "float32", "bfloat16")
+DTYPES = layers.DTYPES
 # The number folded into an example's key for its style-mixing draws; the noise of synthesis
 # layer j uses j, far below it.
 STYLE_MIXING_STREAM = 1 << 20
@@ -405,13 +405,6 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, demodul
 
 
 # Shared settings.
-
-def compute_dtype(name: str) -> Any:
-  """The dtype a `dtype` field names: 'auto' is bfloat16 on GPU and TPU, float32 elsewhere."""
-  if name == "auto":
-    return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
-  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
-
 
 def block_channels(resolution: int, channel_base: int, channel_max: int) -> int:
   """Channels of the layers at `resolution`: min(channel_base // resolution, channel_max)."""
@@ -754,7 +747,7 @@ class StyleGAN2Generator(nn.Module):
                                           self.num_classes)
     self.synthesis_network = SynthesisNetwork(
         self.resolution, self.channels, self.channel_base, self.channel_max,
-        conv_clamp=self.conv_clamp, fused=self.fused_modconv, dtype=compute_dtype(self.dtype),
+        conv_clamp=self.conv_clamp, fused=self.fused_modconv, dtype=layers.compute_dtype(self.dtype),
         reduced_resolutions=self.reduced_resolutions)
     self.w_avg = self.variable("batch_stats", "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
 
@@ -1034,7 +1027,7 @@ class StyleGAN2Discriminator(nn.Module):
                        f" got {tuple(x.shape)}")
     conditional.check_labels(labels, num_classes=self.num_classes, batch_size=x.shape[0],
                              owner=owner)
-    dtype = compute_dtype(self.dtype)
+    dtype = layers.compute_dtype(self.dtype)
     res = self.resolution
     while res > 4:
       x = DiscriminatorBlock(
