@@ -428,6 +428,8 @@ def train_for_dataset(data_config: Mapping[str, Any], path: str | os.PathLike, *
 def _define_flags() -> None:
   from absl import flags
 
+  from ganjax import cli
+
   flags.DEFINE_string("dataset", None, "An image dataset with labels: mnist, fashion_mnist, "
                       "cifar10 or folder.")
   flags.DEFINE_string("out", None, "Where to write the classifier.")
@@ -438,6 +440,7 @@ def _define_flags() -> None:
   flags.DEFINE_string("data_dir", None, "The TFDS data directory (default: TFDS's).")
   flags.DEFINE_integer("image_size", None, "Resize the images to this side (the GAN's).")
   flags.DEFINE_string("folder", None, "The image folder, for --dataset=folder.")
+  cli.define_compilation_cache_flag()
   flags.mark_flags_as_required(["dataset", "out"])
 
 
@@ -448,6 +451,7 @@ def main(argv):
   from ganjax import paths
 
   cli.no_arguments(argv)
+  cli.enable_compilation_cache()
   args = flags.FLAGS
   data_config = {"name": args.dataset, "split": args.split,
                  "data_dir": paths.absolute(args.data_dir), "image_size": args.image_size,

@@ -7,6 +7,9 @@ environment already sets TF_CPP_MIN_LOG_LEVEL or TF_ENABLE_ONEDNN_OPTS. TensorFl
 and resizes images in ganjax; TF_ENABLE_ONEDNN_OPTS=0 keeps those ops on TensorFlow's own
 kernels.
 
+The commands that compile take --compilation_cache (`define_compilation_cache_flag`), and
+call `enable_compilation_cache()` before anything compiles.
+
 `run(main)` runs an absl program as `absl.app.run` does, except that:
   * a flag or config override that cannot be parsed (an unknown field, a value of the wrong
     type, a config file that does not load) stops with one line, `error: ...`, exit status 2;
@@ -34,6 +37,20 @@ USAGE_ERROR = 2
 def run(main: Callable[[list[str]], Any]) -> None:
   """`absl.app.run(main)` with one-line flag errors and a quiet console (module docstring)."""
   app.run(main, flags_parser=parse_flags)
+
+
+def define_compilation_cache_flag() -> None:
+  """Defines --compilation_cache, the folder of JAX's persistent compilation cache."""
+  flags.DEFINE_string("compilation_cache", None, "Folder that keeps compiled programs for the "
+                      "next run (JAX's persistent compilation cache); 'off' for none. Default: "
+                      "$GANJAX_COMPILATION_CACHE, else <$GANJAX_CACHE or ~/.cache/ganjax>/xla.")
+
+
+def enable_compilation_cache() -> None:
+  """Turns JAX's persistent compilation cache on as --compilation_cache says
+  (`ganjax.compilation.enable_persistent_cache`)."""
+  from ganjax import compilation
+  compilation.enable_persistent_cache(flags.FLAGS.compilation_cache)
 
 
 def no_arguments(argv: Sequence[str]) -> None:

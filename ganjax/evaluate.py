@@ -168,11 +168,13 @@ def _define_flags() -> None:
   flags.DEFINE_string("split", None, "Dataset split of the real images (default: the "
                       "protocol's, else the run's).")
   flags.DEFINE_string("out", None, "Also write the result to this JSON file.")
+  cli.define_compilation_cache_flag()
   flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   cli.no_arguments(argv)
+  cli.enable_compilation_cache()
   from ganjax import checkpoint as checkpoint_lib
   from ganjax import experiment as experiment_lib
   FLAGS = flags.FLAGS

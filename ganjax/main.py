@@ -4,7 +4,9 @@ Any config field can be overridden: --config.train.steps=100 (a field the config
 with one line naming the closest ones). Paths (the workdir, the config's data folder, weight and
 classifier files) may be relative to the current directory. The console shows ganjax's lines;
 --verbosity=0 adds the INFO lines of the libraries underneath (Orbax, clu). The work is in
-`ganjax.runner.train_and_evaluate`, which a test or a notebook can call directly. On several
+`ganjax.runner.train_and_evaluate`, which a test or a notebook can call directly. Compiled
+programs are kept for the next run in JAX's persistent compilation cache (--compilation_cache:
+a folder, or 'off'; `ganjax.compilation.enable_persistent_cache`). On several
 processes (a TPU pod, a GPU cluster) pass --distributed: JAX's own runtime connects them
 (`ganjax.distributed.initialize`: on SLURM, a TPU pod slice or Open MPI it reads the cluster from
 the environment; elsewhere give --coordinator_address, --num_processes and --process_id, or run
@@ -34,11 +36,14 @@ flags.DEFINE_integer("process_id", None, "With --distributed: this process's ind
 flags.DEFINE_integer("heartbeat_timeout", distributed.DEFAULT_HEARTBEAT_TIMEOUT,
                      "With --distributed: seconds after which a "
                      "process that stopped answering counts as dead and the others stop.")
+cli.define_compilation_cache_flag()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   cli.no_arguments(argv)
+  # Before anything compiles; on several processes they share the folder (process 0 writes).
+  cli.enable_compilation_cache()
   if FLAGS.distributed:
     try:
       distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,

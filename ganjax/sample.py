@@ -142,12 +142,14 @@ def _define_flags() -> None:
   flags.DEFINE_integer("interpolate", 0, "With S >= 2 (style-based generators): --num rows of "
                        "S images along lines in w between two latents each; --out holds "
                        "(num, S, H, W, C) and the grid is S images wide.")
+  cli.define_compilation_cache_flag()
   flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
+  cli.enable_compilation_cache()
   import numpy as np
 
   from ganjax import checkpoint as checkpoint_lib

@@ -1,4 +1,5 @@
-"""A child process whose output is read against deadlines.
+"""Commands the tests run: `ganjax_main` runs `python -m ganjax.main` to its end, and `Child` is a
+child process whose output is read against deadlines.
 
 A thread reads the child's output line by line, so that waiting for a line, or for the child to
 exit, ends at its deadline even when the child hangs or goes silent: the child is then killed
@@ -10,10 +11,35 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+
+def command_env(**changes):
+  """The environment of a command as a user's shell runs it: the test's, without the fake
+  devices (one device) and with the command's own TensorFlow defaults; then `changes` (a value of
+  None removes the variable)."""
+  env = {**os.environ}
+  env.pop("XLA_FLAGS", None)
+  for name in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS"):
+    env.pop(name, None)
+  for name, value in changes.items():
+    if value is None:
+      env.pop(name, None)
+    else:
+      env[name] = value
+  return env
+
+
+def ganjax_main(*args, cwd, env=None, timeout=300):
+  """`python -m ganjax.main *args` run to its end (`subprocess.run`, output captured as text),
+  in `command_env()` unless `env` is given."""
+  return subprocess.run([sys.executable, "-m", "ganjax.main", *args], cwd=cwd,
+                        env=command_env() if env is None else env, capture_output=True,
+                        text=True, timeout=timeout)
 
 
 class Child:

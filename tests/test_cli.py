@@ -2,15 +2,13 @@
 a relative workdir, a console that holds ganjax's own lines, one line for an override that cannot
 be used, and the image experiments trained on a folder given by a relative path."""
 import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from _subprocess import ganjax_main as _ganjax
 from _trees import config_from_command_line
 from ganjax import cli
 from ganjax import progress
@@ -22,19 +20,6 @@ LIBRARY_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl
 # The lines a ring run prints of its own.
 GANJAX_LINE = re.compile(r"^(compiled the training step|step \d+/\d+ |summary: |resuming from|"
                          r"the run in .* is complete)")
-
-
-def _command_env():
-  env = {**os.environ}
-  env.pop("XLA_FLAGS", None)  # one device, as a user's shell has
-  for name in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS"):
-    env.pop(name, None)  # the command's own defaults, not the test's
-  return env
-
-
-def _ganjax(*args, cwd, timeout=300):
-  return subprocess.run([sys.executable, "-m", "ganjax.main", *args], cwd=cwd, env=_command_env(),
-                        capture_output=True, text=True, timeout=timeout)
 
 
 def test_default_command_with_a_relative_workdir_and_a_readable_console(tmp_path):
