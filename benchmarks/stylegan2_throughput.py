@@ -35,8 +35,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -45,7 +43,8 @@ from ganjax import experiment  # pylint: disable=wrong-import-position
 from ganjax import train  # pylint: disable=wrong-import-position
 
 from _trees import load_experiment  # pylint: disable=wrong-import-position
-from step_throughput import timed  # pylint: disable=wrong-import-position
+from step_throughput import (  # pylint: disable=wrong-import-position
+    NO_ADA, dtype_fields, fixed_real_batch, peak_memory_bytes, set_field, timed)
 
 ROWS = {
     "tiny32": ("cifar10_stylegan2_ada", 16, {
@@ -60,25 +59,15 @@ ROWS = {
 GROUPS = {"cpu": ("tiny32",), "gpu": ("cifar32", "configf64")}
 
 
-def set_field(config, dotted, value):
-  *sections, name = dotted.split(".")
-  node = config
-  for section in sections:
-    node = node[section]
-  node[name] = value
-
-
 def variants(row, dtypes):
   """(name, config) of each variant of a row."""
   file_name, batch, fields = ROWS[row]
   for dtype in dtypes:
     for fused in (True, False):
       config = load_experiment(file_name, None)
-      for dotted, value in {**fields, "train.batch_size": batch, "augment.policy": "",
-                            "augment.target": 0.0,
+      for dotted, value in {**fields, "train.batch_size": batch, **NO_ADA,
                             "model.generator_kwargs.fused_modconv": fused,
-                            "model.generator_kwargs.dtype": dtype,
-                            "model.discriminator_kwargs.dtype": dtype}.items():
+                            **dtype_fields(dtype)}.items():
         set_field(config, dotted, value)
       yield f"{row}_{'fused' if fused else 'unfused'}_{dtype}", config
 
@@ -87,18 +76,13 @@ def prepare(config):
   """(step function state -> state, the initial state, the batch size)."""
   built = experiment.build(config, check_data=False)
   state = built.create_state(0)
-  batch = config.train.batch_size
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.uniform(-1, 1, (1, batch, *built.data_shape)), jnp.float32)
-  real = images if not built.spec.num_classes else (
-      images, jnp.asarray(rng.integers(0, built.spec.num_classes, (1, batch)), jnp.int32))
+  real = fixed_real_batch(built.spec, built.data_shape)
   step = train.jit(train.adversarial_update, donate_argnums=0)
-  return (lambda state: step(state, real)[0]), state, batch
+  return (lambda state: step(state, real)[0]), state, config.train.batch_size
 
 
 def peak_memory_gib():
-  stats = jax.devices()[0].memory_stats() or {}
-  peak = stats.get("peak_bytes_in_use")
+  peak = peak_memory_bytes()
   return None if peak is None else round(peak / 2**30, 3)
 
 
