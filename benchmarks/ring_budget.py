@@ -83,8 +83,8 @@ def main():
     times["matmul_flops_per_s"].append(step_throughput.matmul_flops_per_s(
         "float32", n=2048, calls=5, repeats=3))
     if args.reference:
-      command = [args.reference, str(step_throughput.REFERENCE_SCRIPT), "ring_mlp", "--batch",
-                 str(args.batch), "--steps", str(args.steps), "--repeats", "3"]
+      command = step_throughput.reference_command(
+          args.reference, step_throughput.REFERENCE_SCRIPT, "ring_mlp", args.batch, args.steps, 3)
       times["peer"].append(step_throughput.run_peer(command)["ms_per_step_median"])
 
   median = {name: statistics.median(values) for name, values in times.items() if values}

@@ -537,11 +537,19 @@ class Bench:
     return record
 
 
+def reference_command(python, script, workload, batch, steps, repeats):
+  """The command line of one run of ../shared/bench/torch_reference.py (`script`)."""
+  return [python, str(script), workload, "--batch", str(batch), "--steps", str(steps),
+          "--repeats", str(repeats)]
+
+
 def peer_commands(args):
   """{peer name: command line} of the PyTorch runs of each round."""
-  counts = ["--batch", str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats)]
   if args.reference:
-    return {"torch_reference": [args.reference, args.reference_script, args.workload, *counts]}
+    return {"torch_reference": reference_command(args.reference, args.reference_script,
+                                                 args.workload, args.batch, args.steps,
+                                                 args.repeats)}
+  counts = ["--batch", str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats)]
   device = "cuda" if jax.default_backend() == "gpu" else "cpu"
   common = [args.peer, args.peer_script, args.workload, *counts, "--dtype", args.dtype,
             "--device", device]

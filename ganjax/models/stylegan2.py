@@ -747,8 +747,8 @@ class StyleGAN2Generator(nn.Module):
                                           self.num_classes)
     self.synthesis_network = SynthesisNetwork(
         self.resolution, self.channels, self.channel_base, self.channel_max,
-        conv_clamp=self.conv_clamp, fused=self.fused_modconv, dtype=layers.compute_dtype(self.dtype),
-        reduced_resolutions=self.reduced_resolutions)
+        conv_clamp=self.conv_clamp, fused=self.fused_modconv,
+        dtype=layers.compute_dtype(self.dtype), reduced_resolutions=self.reduced_resolutions)
     self.w_avg = self.variable("batch_stats", "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
 
   def _check_labels(self, labels: jax.Array | None, batch_size: int) -> None:
