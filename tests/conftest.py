@@ -1,5 +1,6 @@
 """Test set-up: several fake CPU devices for the data-parallel paths, and JAX's persistent
-compilation cache where GANJAX_COMPILATION_CACHE names a folder.
+compilation cache where GANJAX_COMPILATION_CACHE names a folder, and the compiled programs of
+each test module released at its end.
 
 XLA reads the flag when jax is first imported, so it is set here, before any test module
 imports jax. With GANJAX_COMPILATION_CACHE=<folder>, compiled programs are kept from one
@@ -8,9 +9,12 @@ the suite's time), and the commands the tests start share it. Without it the sui
 the cache, as every command does on a CPU (`ganjax.compilation.enable_persistent_cache`: XLA:CPU
 crashed once writing a program to it).
 """
+import gc
 import importlib
 import os
 import tempfile
+
+import pytest
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
@@ -25,7 +29,9 @@ for _module in ("torch", "torchvision"):
   except ImportError:
     break
 
-from ganjax import compilation  # pylint: disable=g-import-not-at-top  (it imports jax)
+import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS)
+
+from ganjax import compilation  # pylint: disable=g-import-not-at-top
 
 # Before any test compiles. Off unless the variable names a folder (the backend is not looked up
 # here). An unwritable folder warns once here, and the commands the tests start run without the
@@ -34,3 +40,36 @@ os.environ.setdefault(compilation.CACHE_ENV, "off")
 os.environ[compilation.CACHE_ENV] = compilation.enable_persistent_cache() or "off"
 # Caches (converted Inception weights, real-data features) go to a fresh folder, not ~/.cache.
 os.environ["GANJAX_CACHE"] = tempfile.mkdtemp(prefix="ganjax-test-cache-")
+
+
+# Every program XLA:CPU compiles maps its code and data into the process (readable, executable and
+# writable mappings; test_stylegan2.py's programs add about 1,200). JAX keeps the compiled programs
+# of its jitted functions for the whole process, and the suite compiles thousands: kept, they filled
+# the 65,530 mappings Linux allows a process by default (vm.max_map_count) at 80% of the suite
+# (65,511 counted in /proc/self/maps), where the next compilation crashed the process with a
+# segmentation fault. Released at the end of each module (test_stylegan2.py: 2,618 mappings at its
+# end, 1,551 after, 1,446 before it), the count stays near that of the largest module.
+MAPPINGS_FILE = "/proc/self/maps"
+MAX_MAP_COUNT_FILE = "/proc/sys/vm/max_map_count"
+
+
+def _count_lines(path):
+  with open(path) as lines:
+    return sum(1 for _ in lines)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_programs():
+  """After each module: JAX's caches of compiled programs cleared and the garbage collected,
+  so that XLA's code is unmapped; where Linux says how many mappings a process may have, a
+  module that leaves more than half of them fails with the count instead of crashing later."""
+  yield
+  jax.clear_caches()
+  gc.collect()
+  if os.path.exists(MAPPINGS_FILE) and os.path.exists(MAX_MAP_COUNT_FILE):
+    with open(MAX_MAP_COUNT_FILE) as limit:
+      allowed = int(limit.read())
+    held = _count_lines(MAPPINGS_FILE)
+    assert held <= allowed // 2, (
+        f"the test process holds {held} memory mappings after this module, of the {allowed} "
+        "vm.max_map_count allows; something keeps its compiled programs alive")
