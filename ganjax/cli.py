@@ -43,8 +43,7 @@ def define_compilation_cache_flag() -> None:
   """Defines --compilation_cache, the folder of JAX's persistent compilation cache."""
   flags.DEFINE_string("compilation_cache", None, "Folder that keeps compiled programs for the "
                       "next run (JAX's persistent compilation cache); 'off' for none. Default: "
-                      "$GANJAX_COMPILATION_CACHE, else <$GANJAX_CACHE or ~/.cache/ganjax>/xla on a "
-                      "GPU or TPU and none on a CPU.")
+                      "$GANJAX_COMPILATION_CACHE, else <$GANJAX_CACHE or ~/.cache/ganjax>/xla.")
 
 
 def enable_compilation_cache() -> None:

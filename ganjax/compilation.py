@@ -84,14 +84,13 @@ CACHE_MIN_ENTRY_BYTES = -1
 # 42 tests of test_train.py, test_experiment.py and test_cli.py leave 67-83 entries, 9.4 MB.
 
 
-def cache_directory(directory: str | None = None, default_on: bool = True) -> str | None:
+def cache_directory(directory: str | None = None) -> str | None:
   """The folder of the persistent compilation cache, or None when it is off.
 
   Args:
     directory: the folder, or "off" (also "none", "0" or "") for no cache; None: the
       environment variable GANJAX_COMPILATION_CACHE says so, and when it is unset,
-      `<ganjax.cache.directory()>/xla` (~/.cache/ganjax/xla unless $GANJAX_CACHE is set) if
-      `default_on`, else no cache.
+      `<ganjax.cache.directory()>/xla` (~/.cache/ganjax/xla unless $GANJAX_CACHE is set).
 
   Returns:
     The folder as an absolute path, or None.
@@ -99,8 +98,6 @@ def cache_directory(directory: str | None = None, default_on: bool = True) -> st
   if directory is None:
     directory = os.environ.get(CACHE_ENV)
   if directory is None:
-    if not default_on:
-      return None
     directory = os.path.join(cache.directory(), "xla")
   if directory.strip().lower() in CACHE_OFF:
     return None
@@ -130,13 +127,6 @@ def enable_persistent_cache(directory: str | None = None) -> str | None:
   entry is written in one go, but not through a temporary file: a process that reads it at that
   moment gets a read error, which JAX turns into a warning and a compilation.
 
-  Without a folder named (the argument or the environment variable) the cache is on where JAX's
-  default backend is a GPU or TPU and off on a CPU: with jax 0.10.2, XLA:CPU crashed the process
-  (a segmentation fault in `executable.serialize()`, writing a StyleGAN2 shard_map step on 4 CPU
-  devices to the cache) once in a run of the test suite, and the same test passed alone. Naming a
-  folder turns it on on a CPU too. The backend is looked up here, so on several processes call it
-  after `jax.distributed.initialize`.
-
   Call it before anything compiles: what compiled before is not written. JAX opens the folder at
   the first compilation that finds one set and keeps it for the process; called again, this
   function drops the open folder, so that the next compilation opens the new one.
@@ -151,8 +141,7 @@ def enable_persistent_cache(directory: str | None = None) -> str | None:
   Returns:
     The folder in use, or None when the cache is off.
   """
-  named = directory is not None or os.environ.get(CACHE_ENV) is not None
-  folder = cache_directory(directory, default_on=named or jax.default_backend() != "cpu")
+  folder = cache_directory(directory)
   if folder is not None and (error := _unwritable(folder)) is not None:
     print(f"warning: the compilation cache {folder} cannot be written "
           f"({error.strerror or error}); compiling without it", file=sys.stderr)

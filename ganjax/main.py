@@ -5,9 +5,9 @@ with one line naming the closest ones). Paths (the workdir, the config's data fo
 classifier files) may be relative to the current directory. The console shows ganjax's lines;
 --verbosity=0 adds the INFO lines of the libraries underneath (Orbax, clu). The work is in
 `ganjax.runner.train_and_evaluate`, which a test or a notebook can call directly. Compiled
-programs can be kept for the next run in JAX's persistent compilation cache (by default on a
-GPU or TPU; --compilation_cache: a folder, or 'off'; `ganjax.compilation.enable_persistent_cache`).
-On several processes (a TPU pod, a GPU cluster) pass --distributed: JAX's own runtime connects them
+programs are kept for the next run in JAX's persistent compilation cache (--compilation_cache:
+a folder, or 'off'; `ganjax.compilation.enable_persistent_cache`). On several
+processes (a TPU pod, a GPU cluster) pass --distributed: JAX's own runtime connects them
 (`ganjax.distributed.initialize`: on SLURM, a TPU pod slice or Open MPI it reads the cluster from
 the environment; elsewhere give --coordinator_address, --num_processes and --process_id, or run
 the processes under `python -m ganjax.launch`, which sets them).
@@ -52,8 +52,7 @@ def main(argv):
                                             "process_id", "heartbeat_timeout")):
     sys.exit("error: --coordinator_address, --num_processes, --process_id and "
              "--heartbeat_timeout need --distributed")
-  # Before anything compiles, after the processes connect (the default depends on the backend);
-  # on several processes they share the folder (process 0 writes).
+  # Before anything compiles; on several processes they share the folder (process 0 writes).
   cli.enable_compilation_cache()
   from ganjax import runner
   # On several processes, a process that ends together with the others (the run is complete,

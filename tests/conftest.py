@@ -1,13 +1,12 @@
 """Test set-up: several fake CPU devices for the data-parallel paths, and JAX's persistent
-compilation cache where GANJAX_COMPILATION_CACHE names a folder, and the compiled programs of
-each test module released at its end.
+compilation cache in a folder that outlives the session, and the compiled programs of each test
+module released at its end.
 
 XLA reads the flag when jax is first imported, so it is set here, before any test module
-imports jax. With GANJAX_COMPILATION_CACHE=<folder>, compiled programs are kept from one
-session to the next in that folder (JAX's persistent compilation cache; compilation is most of
-the suite's time), and the commands the tests start share it. Without it the suite runs without
-the cache, as every command does on a CPU (`ganjax.compilation.enable_persistent_cache`: XLA:CPU
-crashed once writing a program to it).
+imports jax. Compiled programs are kept from one session to the next (compilation is most of
+the suite's time) in $GANJAX_COMPILATION_CACHE, else ~/.cache/ganjax/xla: the user's folder,
+not the fresh $GANJAX_CACHE below. The variable is set for the commands the tests start, so
+that they share the folder. GANJAX_COMPILATION_CACHE=off runs the suite without it.
 """
 import gc
 import importlib
@@ -33,10 +32,8 @@ import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS)
 
 from ganjax import compilation  # pylint: disable=g-import-not-at-top
 
-# Before any test compiles. Off unless the variable names a folder (the backend is not looked up
-# here). An unwritable folder warns once here, and the commands the tests start run without the
-# cache (each would warn).
-os.environ.setdefault(compilation.CACHE_ENV, "off")
+# Before any test compiles, and resolved before GANJAX_CACHE changes. An unwritable folder
+# warns once here, and the commands the tests start run without the cache (each would warn).
 os.environ[compilation.CACHE_ENV] = compilation.enable_persistent_cache() or "off"
 # Caches (converted Inception weights, real-data features) go to a fresh folder, not ~/.cache.
 os.environ["GANJAX_CACHE"] = tempfile.mkdtemp(prefix="ganjax-test-cache-")

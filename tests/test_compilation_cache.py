@@ -101,7 +101,7 @@ def test_the_folder_in_use_is_the_argument_the_variable_or_the_default_and_off_i
       ("off", None),  # off by the variable: nothing written, not even the default folder
       ("", None),  # an empty variable is off too
       (str(from_variable), "off"),  # off by the argument, over the variable
-      (None, None),  # the default: off on a CPU (<GANJAX_CACHE>/xla on a GPU or TPU)
+      (None, None),  # the default: <GANJAX_CACHE>/xla
       (str(from_variable), None),  # the variable, after another folder was in use
       (str(from_variable), str(given)),  # the argument over the variable
   ]
@@ -110,10 +110,10 @@ def test_the_folder_in_use_is_the_argument_the_variable_or_the_default_and_off_i
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   folders = [json.loads(line) for line in result.stdout.splitlines()]
-  assert folders == [None, None, None, None, str(from_variable), str(given)]
+  assert folders == [None, None, None, str(user_cache / "xla"), str(from_variable), str(given)]
   # One program each (jnp.sin of its shape), in the folder that was in use when it compiled.
-  assert sorted(os.listdir(tmp_path)) == ["given", "variable"]
-  for folder in (from_variable, given):
+  assert sorted(os.listdir(tmp_path)) == ["given", "user", "variable"]
+  for folder in (user_cache / "xla", from_variable, given):
     assert [key.split("-", 1)[0] for key in _entries(folder)] == ["jit_sin"], folder
 
 
