@@ -1,10 +1,8 @@
 """The experiment runner end to end, in temporary workdirs: outputs, exact resume, preemption,
 SIGKILL, and the one-line errors a user gets before anything compiles."""
 import json
-import os
 import pathlib
 import signal
-import subprocess
 import sys
 import types
 
@@ -19,7 +17,7 @@ from ganjax import sample as sample_lib
 from ganjax import train
 from ganjax.data import toy
 
-from _subprocess import Child
+from _subprocess import Child, command_env, ganjax_main
 from _trees import assert_same_leaves, load_experiment
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -108,10 +106,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 
 def _launch(workdir, *overrides):
   """python -m ganjax.main on the tiny ring in `workdir`, on one CPU device."""
-  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-  env.pop("XLA_FLAGS", None)
   return Child([sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
-                f"--workdir={workdir}", *overrides], cwd=REPO, env=env)
+                f"--workdir={workdir}", *overrides], cwd=REPO,
+               env=command_env(PYTHONUNBUFFERED="1"))
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
@@ -221,19 +218,13 @@ def test_workdir_with_files_but_no_checkpoint_is_refused(tmp_path):
 
 
 def test_command_line_errors_are_one_line(tmp_path):
-  env = {**os.environ}
-  env.pop("XLA_FLAGS", None)
-  result = subprocess.run(
-      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
-       f"--workdir={tmp_path}", "--config.loss=hinj"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  result = ganjax_main("--config=experiments/ring.py:tiny", f"--workdir={tmp_path}",
+                       "--config.loss=hinj", cwd=REPO, timeout=120)
   assert result.returncode == 1
   errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 1 and "unknown loss 'hinj'" in errors[0], result.stderr
-  result = subprocess.run(
-      [sys.executable, "-m", "ganjax.main", "--config=experiments/ring.py:tiny",
-       f"--workdir={tmp_path}", "--config.train.steps=many"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  result = ganjax_main("--config=experiments/ring.py:tiny", f"--workdir={tmp_path}",
+                       "--config.train.steps=many", cwd=REPO, timeout=120)
   assert result.returncode != 0
   assert "train.steps" in result.stderr and "Traceback" not in result.stderr, result.stderr
 

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from _subprocess import command_env
 from ganjax import runner
 from ganjax import workdir as workdir_lib
 
@@ -38,10 +39,8 @@ def _ring_config():
 @pytest.fixture
 def holder(tmp_path):
   """A process holding tmp_path/run, killed (SIGKILL) at the end of the test if still alive."""
-  env = {**os.environ}
-  env.pop("XLA_FLAGS", None)
-  process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run")], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, text=True)
+  process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run")], cwd=REPO,
+                             env=command_env(), stdout=subprocess.PIPE, text=True)
   try:
     assert process.stdout.readline().strip() == "held"
     yield process
